@@ -1,0 +1,58 @@
+package cluster
+
+import (
+	"path/filepath"
+	"strconv"
+)
+
+// serviceCIDR is the ClusterIP range; nothing routes to it, Services just need addresses.
+const serviceCIDR = "10.96.0.0/16"
+
+func etcdArgs(dir string, client, peer int) []string {
+	c, p := "http://127.0.0.1:"+strconv.Itoa(client), "http://127.0.0.1:"+strconv.Itoa(peer)
+	return []string{
+		"--name=default", "--data-dir=" + filepath.Join(dir, "etcd"),
+		"--listen-client-urls=" + c, "--advertise-client-urls=" + c,
+		"--listen-peer-urls=" + p, "--initial-advertise-peer-urls=" + p,
+		"--initial-cluster=default=" + p,
+		// The data is throwaway; skipping fsync makes every write (and the tests) much faster.
+		"--unsafe-no-fsync=true",
+		"--log-level=warn",
+	}
+}
+
+func (c *Cluster) apiserverArgs(etcdPort int) []string {
+	f := func(name string) string { return filepath.Join(c.dir, name) }
+	return []string{
+		"--etcd-servers=http://127.0.0.1:" + strconv.Itoa(etcdPort),
+		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(c.apiPort),
+		"--tls-cert-file=" + f("apiserver.crt"), "--tls-private-key-file=" + f("apiserver.key"),
+		"--client-ca-file=" + f("ca.crt"),
+		"--authorization-mode=Node,RBAC",
+		// The defaults (which include MutatingAdmissionWebhook and ValidatingAdmissionWebhook) plus
+		// NodeRestriction, as kubeadm configures a normal cluster.
+		"--enable-admission-plugins=NodeRestriction",
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file=" + f("sa.pub"),
+		"--service-account-signing-key-file=" + f("sa.key"),
+		"--service-cluster-ip-range=" + serviceCIDR,
+		"--allow-privileged=true",
+		"--cert-dir=" + f("apiserver-certs"),
+		"--v=1",
+	}
+}
+
+func kcmArgs(dir, kubeconfig string, port int) []string {
+	return []string{
+		"--kubeconfig=" + kubeconfig,
+		"--authentication-kubeconfig=" + kubeconfig, "--authorization-kubeconfig=" + kubeconfig,
+		"--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(port),
+		"--leader-elect=false",
+		"--service-account-private-key-file=" + filepath.Join(dir, "sa.key"),
+		"--root-ca-file=" + filepath.Join(dir, "ca.crt"),
+		"--use-service-account-credentials=true",
+		"--service-cluster-ip-range=" + serviceCIDR,
+		"--v=1",
+	}
+}
