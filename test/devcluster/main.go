@@ -1,0 +1,119 @@
+// Command devcluster is `make run`: it starts the local control plane from bin/ (see test/cluster),
+// installs Istio's CRDs, runs `meshwarden serve` against it, registers the webhook configurations,
+// prints how to use the cluster and keeps running until SIGINT/SIGTERM, then stops everything.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/meshwarden/meshwarden/test/cluster"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "make run:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	root, err := cluster.RepoRoot()
+	if err != nil {
+		return err
+	}
+	fs := flag.NewFlagSet("devcluster", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", filepath.Join(root, "_run", "devcluster"), "run directory (wiped at start)")
+	nodes := fs.Int("nodes", 1, "number of kwok fake nodes")
+	webhook := fs.Bool("webhook", true, "run `meshwarden serve` and register the webhook configurations")
+	policy := fs.String("failure-policy", "Fail", "failurePolicy of the injection webhook: Fail or Ignore")
+	serveArgs := fs.String("serve-args", "", "extra flags for `meshwarden serve`, space-separated")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "==> "+format+"\n", a...) }
+
+	start := time.Now()
+	c, err := cluster.Start(ctx, cluster.Options{Dir: *dir, Nodes: *nodes, Logf: logf})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		logf("stopping every process; state stays in %s until the next run", c.Dir())
+		c.Stop()
+	}()
+	logf("installing Istio CRDs")
+	if err := c.InstallIstioCRDs(ctx); err != nil {
+		return err
+	}
+	if *webhook {
+		if err := startMeshwarden(ctx, c, admissionv1.FailurePolicyType(*policy), strings.Fields(*serveArgs), logf); err != nil {
+			return err
+		}
+	} else {
+		logf("--webhook=false: meshwarden is not running, pods are not injected")
+	}
+	logf("ready in %s", time.Since(start).Round(time.Second))
+	printUsage(stdout, c, root)
+	<-ctx.Done()
+	return nil
+}
+
+func startMeshwarden(ctx context.Context, c *cluster.Cluster, policy admissionv1.FailurePolicyType, args []string, logf func(string, ...any)) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "meshwarden"}}
+	if _, err := c.Client().CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	logf("building and starting meshwarden serve")
+	m, err := c.StartMeshwarden(ctx, cluster.MeshwardenOptions{Args: args})
+	if err != nil {
+		return fmt.Errorf("%w\n(start without the webhook: make run RUN_ARGS=--webhook=false)", err)
+	}
+	opts := m.WebhookOptions()
+	opts.InjectFailurePolicy = policy
+	if err := c.RegisterWebhooks(ctx, opts); err != nil {
+		return err
+	}
+	logf("meshwarden serves %s (log: %s)", m.URL("/inject"), m.LogFile())
+	return nil
+}
+
+func printUsage(w io.Writer, c *cluster.Cluster, root string) {
+	examples, _ := filepath.Rel(mustGetwd(), filepath.Join(root, "examples"))
+	fmt.Fprintf(w, `
+The meshwarden dev cluster is running (logs: %[1]s/*.log). In another shell:
+
+  export KUBECONFIG=%[2]s
+  export PATH=%[3]s:$PATH        # kubectl, helm built by make tools
+
+  kubectl get nodes
+  kubectl apply -f %[4]s        # namespace "demo" labelled meshwarden.io/inject=enabled + a Deployment
+  kubectl -n demo get pods -o jsonpath='{range .items[*]}{.metadata.name}: {.spec.initContainers[*].name} {.spec.containers[*].name}{"\n"}{end}'
+  kubectl create namespace plain && kubectl -n plain run nginx --image=nginx   # not injected
+  kubectl label namespace plain meshwarden.io/inject=enabled                   # new pods there are
+
+Press Ctrl-C to stop everything.
+`, c.Dir(), c.Kubeconfig(), c.BinDir(), examples)
+}
+
+func mustGetwd() string {
+	wd, _ := os.Getwd()
+	return wd
+}
+
