@@ -116,4 +116,3 @@ func mustGetwd() string {
 	wd, _ := os.Getwd()
 	return wd
 }
-
