@@ -52,13 +52,18 @@ func newFlagSet(v *flagValues) *flag.FlagSet {
 	return fs
 }
 
-// Usage returns the flag help of meshwarden-init.
+// Usage returns the flag help of meshwarden-init, written with the "--" the injector uses.
 func Usage() string {
 	var b strings.Builder
-	fs := newFlagSet(&flagValues{})
-	fs.SetOutput(&b)
-	fmt.Fprintln(&b, "Usage: meshwarden-init [flags]\n\nPrograms the pod's network namespace so that its TCP traffic goes through the sidecar.\n\nFlags:")
-	fs.PrintDefaults()
+	b.WriteString("Usage: meshwarden-init [flags]\n\n" +
+		"Programs the pod's network namespace so that its TCP traffic goes through the sidecar.\n\nFlags:\n")
+	newFlagSet(&flagValues{}).VisitAll(func(f *flag.Flag) {
+		if f.DefValue == "false" {
+			fmt.Fprintf(&b, "  --%s\n      %s\n", f.Name, f.Usage)
+			return
+		}
+		fmt.Fprintf(&b, "  --%s VALUE\n      %s (default %q)\n", f.Name, f.Usage, f.DefValue)
+	})
 	return b.String()
 }
 
@@ -74,7 +79,7 @@ func ParseArgs(args []string) (Config, error) {
 		if errors.Is(err, flag.ErrHelp) {
 			return Config{}, ErrHelp
 		}
-		return Config{}, err
+		return Config{}, flagError(err)
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q; meshwarden-init takes only flags", fs.Arg(0))
@@ -125,6 +130,18 @@ func ParseArgs(args []string) (Config, error) {
 		return Config{}, errors.New("--dry-run and --cleanup cannot be combined; give one of them")
 	}
 	return c, nil
+}
+
+// flagError rewords the flag package's errors to lead with the flag, like every other error here.
+func flagError(err error) error {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		return fmt.Errorf("--%s: unknown flag; see meshwarden-init --help", name)
+	}
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
+		return fmt.Errorf("--%s: needs a value, as in --%s=VALUE", name, name)
+	}
+	return err
 }
 
 func parseMode(s string) (Mode, error) {

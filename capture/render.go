@@ -13,10 +13,7 @@ const nftTable = "meshwarden"
 
 func renderNft(plans []familyPlan) string {
 	var b strings.Builder
-	for i, fp := range plans {
-		if i > 0 {
-			b.WriteString("\n")
-		}
+	for _, fp := range plans {
 		renderRoutes(&b, fp)
 		fmt.Fprintf(&b, "table %s %s {\n", fp.family, nftTable)
 		for j, c := range fp.chains {
@@ -26,6 +23,9 @@ func renderNft(plans []familyPlan) string {
 			fmt.Fprintf(&b, "\tchain %s {\n", nftChainName(c))
 			if c.hook != "" {
 				typ, prio := "nat", "dstnat"
+				if c.hook == "output" {
+					prio = "-100" // nft names dstnat only at prerouting
+				}
 				if c.table == tableMangle {
 					typ, prio = "filter", "mangle"
 				}
@@ -44,8 +44,14 @@ func renderNft(plans []familyPlan) string {
 // nftChainName prefixes the table so that one nftables table can hold nat and mangle chains.
 func nftChainName(c chain) string { return c.table + "-" + c.name }
 
+// nftRuleText writes a rule the way `nft list` prints it, so the dry-run can be compared with
+// what the kernel holds.
 func nftRuleText(f Family, table string, r rule) string {
-	parts := []string{"meta l4proto tcp"}
+	var parts []string
+	if r.dport == 0 {
+		// nft drops the protocol match when "tcp dport" already implies it.
+		parts = append(parts, "meta l4proto tcp")
+	}
 	if r.oif != "" {
 		parts = append(parts, fmt.Sprintf("oifname %q", r.oif))
 	}
@@ -59,7 +65,11 @@ func nftRuleText(f Family, table string, r rule) string {
 		parts = append(parts, fmt.Sprintf("meta skgid %d", *r.gid))
 	}
 	if r.daddr.IsValid() {
-		parts = append(parts, fmt.Sprintf("%s daddr %s", f, r.daddr))
+		d := r.daddr.String()
+		if r.daddr.IsSingleIP() {
+			d = r.daddr.Addr().String() // nft prints host prefixes as bare addresses
+		}
+		parts = append(parts, fmt.Sprintf("%s daddr %s", f, d))
 	}
 	if r.dport != 0 {
 		parts = append(parts, fmt.Sprintf("tcp dport %d", r.dport))
@@ -76,9 +86,9 @@ func nftRuleText(f Family, table string, r rule) string {
 	case vRedirect:
 		parts = append(parts, fmt.Sprintf("redirect to :%d", v.port))
 	case vTProxy:
-		parts = append(parts, fmt.Sprintf("tproxy to :%d meta mark set 0x%x accept", v.port, v.mark))
+		parts = append(parts, fmt.Sprintf("tproxy to :%d meta mark set 0x%08x accept", v.port, v.mark))
 	case vMarkAccept:
-		parts = append(parts, fmt.Sprintf("meta mark set 0x%x accept", v.mark))
+		parts = append(parts, fmt.Sprintf("meta mark set 0x%08x accept", v.mark))
 	}
 	return strings.Join(parts, " ")
 }
@@ -105,7 +115,8 @@ func iptChainName(name string) string {
 // iptRuleSpecs returns the rule specifications (without "-A CHAIN") for one plan rule. A mark
 // followed by accept takes two iptables rules because MARK does not end the chain.
 func iptRuleSpecs(f Family, r rule) []string {
-	parts := []string{"-p tcp"}
+	// The order is iptables-save's, so that the dry-run reads like the saved state.
+	var parts []string
 	if r.daddr.IsValid() {
 		parts = append(parts, "-d "+r.daddr.String())
 	}
@@ -115,6 +126,7 @@ func iptRuleSpecs(f Family, r rule) []string {
 	if r.oif != "" {
 		parts = append(parts, "-o "+r.oif)
 	}
+	parts = append(parts, "-p tcp")
 	if r.dport != 0 {
 		parts = append(parts, fmt.Sprintf("-m tcp --dport %d", r.dport))
 	}
