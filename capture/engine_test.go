@@ -76,11 +76,11 @@ type fakeNft struct {
 }
 
 func (f *fakeNft) AddTable(t *nftables.Table) *nftables.Table { return t }
-func (f *fakeNft) DelTable(*nftables.Table)                    {}
-func (f *fakeNft) AddChain(c *nftables.Chain) *nftables.Chain  { return c }
-func (f *fakeNft) AddRule(r *nftables.Rule) *nftables.Rule     { return r }
-func (f *fakeNft) ListTables() ([]*nftables.Table, error)      { return nil, f.listErr }
-func (f *fakeNft) Flush() error                                { f.flushes++; return f.flushErr }
+func (f *fakeNft) DelTable(*nftables.Table)                   {}
+func (f *fakeNft) AddChain(c *nftables.Chain) *nftables.Chain { return c }
+func (f *fakeNft) AddRule(r *nftables.Rule) *nftables.Rule    { return r }
+func (f *fakeNft) ListTables() ([]*nftables.Table, error)     { return nil, f.listErr }
+func (f *fakeNft) Flush() error                               { f.flushes++; return f.flushErr }
 
 func testEngine(nft *fakeNft, run runner, iptablesInstalled bool) engine {
 	return engine{
