@@ -7,24 +7,34 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 
+	"github.com/meshwarden/meshwarden/certs"
 	"github.com/meshwarden/meshwarden/config"
 )
 
 // certsWiring is how the certificate mode plugs into serve: TLS options for the webhook server, a
 // readiness check, and runnables (the leader-only writer, the caBundle keeper) for the manager.
 type certsWiring struct {
-	// TLSOpts are applied to the webhook server's tls.Config (e.g. GetCertificate). When empty the
-	// server serves tls.crt/tls.key from cfg.Certs.Dir through controller-runtime's certwatcher.
+	// TLSOpts are applied to the webhook server's tls.Config: GetCertificate from memory (so the
+	// server's own certwatcher is not used), TLS 1.2 minimum, and HTTP/1.1 only unless
+	// cfg.Server.EnableHTTP2.
 	TLSOpts []func(*tls.Config)
-	// Ready passes once a valid certificate is loaded (and, in self mode, the caBundle matches it).
+	// Ready passes once a valid certificate is loaded and, when meshwarden keeps caBundle, every
+	// selected webhook configuration trusts it.
 	Ready healthz.Checker
-	// AddToManager adds the mode's runnables; nil when there are none.
+	// AddToManager adds the mode's runnables: watchers on every replica, writers on the leader.
 	AddToManager func(ctrl.Manager) error
 }
 
-// setupCerts prepares webhook TLS for cfg.Certs.Mode. Owned by the certs work (issue 6); until then the
-// server serves whatever is in the cert directory.
-func setupCerts(ctx context.Context, cfg *config.Config) (certsWiring, error) {
-	_, _ = ctx, cfg
-	return certsWiring{}, nil
+// setupCerts prepares webhook TLS for cfg.Certs.Mode. In files and cert-manager modes it fails at
+// once when tls.crt/tls.key are not in cfg.Certs.Dir.
+func setupCerts(_ context.Context, cfg *config.Config) (certsWiring, error) {
+	p, err := certs.New(cfg, ctrl.Log.WithName("certs"))
+	if err != nil {
+		return certsWiring{}, err
+	}
+	return certsWiring{
+		TLSOpts:      p.TLSOptions(),
+		Ready:        p.Ready,
+		AddToManager: func(m ctrl.Manager) error { return p.AddToManager(m) },
+	}, nil
 }
