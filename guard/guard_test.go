@@ -53,7 +53,7 @@ func run(t *testing.T, o guard.Options, docs ...string) []string {
 
 var (
 	ingressPod = pod("istio-system", "ingress-1", "istio: ingressgateway")
-	ingressSvc = svc("istio-system", "istio-ingressgateway", "x", "{port: 80, targetPort: 8080}", "{port: 443, targetPort: 8443}")
+	ingressSvc = `{apiVersion: v1, kind: Service, metadata: {name: istio-ingressgateway, namespace: istio-system}, spec: {selector: {istio: ingressgateway}, ports: [{port: 80, targetPort: 8080}, {port: 443, targetPort: 8443}]}}`
 	storeGw    = gw("store", "store-gateway", "istio: ingressgateway", `{port: {number: 8080, name: http, protocol: HTTP}, hosts: ["*"]}`)
 	reviews    = svc("default", "reviews", "reviews", "{port: 9080, name: http}")
 )
