@@ -147,6 +147,14 @@ func nftExprs(f Family, table string, r rule) []expr.Any {
 	if r.transparent {
 		e = append(e, &expr.Socket{Key: expr.SocketKeyTransparent, Register: 1}, cmpEq([]byte{1}))
 	}
+	if r.established {
+		// ct state & (established|related) != 0
+		bits := binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED)
+		e = append(e,
+			&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: bits, Xor: make([]byte, 4)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)})
+	}
 	v := r.verdict
 	switch v.kind {
 	case vReturn:

@@ -66,6 +66,7 @@ type rule struct {
 	daddr       netip.Prefix // zero: any
 	dport       uint16       // 0: any
 	transparent bool         // an established socket with IP_TRANSPARENT owns the packet
+	established bool         // conntrack state is established or related
 	verdict     verdict
 }
 
@@ -198,12 +199,17 @@ func inboundTProxy(c Config) []chain {
 	}
 	// Mangle prerouting sees every packet, including those the pod sends itself over loopback,
 	// so loopback is skipped here (nat only ever sees a connection's first packet).
-	rules := []rule{{iif: "lo", verdict: verdict{kind: vReturn}}}
+	rules := []rule{
+		{iif: "lo", verdict: verdict{kind: vReturn}},
+		// Packets of connections the proxy already accepted go straight to its socket.
+		{transparent: true, verdict: verdict{kind: vMarkAccept, mark: TProxyMark}},
+		// Replies to the pod's own outbound connections must not reach TPROXY: the iptables
+		// target drops what no transparent socket claims.
+		{established: true, verdict: verdict{kind: vReturn}},
+	}
 	rules = append(rules, inboundExclusions(c)...)
 	rules = append(rules, inboundTargets(c, verdict{kind: vJump, chain: chainTProxy})...)
 	divert := chain{name: chainTProxy, table: tableMangle, rules: []rule{
-		// Packets of connections the proxy already accepted go straight to its socket.
-		{transparent: true, verdict: verdict{kind: vMarkAccept, mark: TProxyMark}},
 		{verdict: verdict{kind: vTProxy, port: c.InboundPort, mark: TProxyMark}},
 	}}
 	return []chain{{name: chainPrerouting, table: tableMangle, hook: "prerouting", rules: rules}, divert}

@@ -77,6 +77,9 @@ func nftRuleText(f Family, table string, r rule) string {
 	if r.transparent {
 		parts = append(parts, "socket transparent 1")
 	}
+	if r.established {
+		parts = append(parts, "ct state established,related")
+	}
 	v := r.verdict
 	switch v.kind {
 	case vReturn:
@@ -138,6 +141,9 @@ func iptRuleSpecs(f Family, r rule) []string {
 	}
 	if r.transparent {
 		parts = append(parts, "-m socket --transparent")
+	}
+	if r.established {
+		parts = append(parts, "-m conntrack --ctstate RELATED,ESTABLISHED")
 	}
 	match := strings.Join(parts, " ")
 	v := r.verdict
