@@ -103,4 +103,3 @@ func (o Options) withDefaults() Options {
 	}
 	return o
 }
-
