@@ -1,0 +1,190 @@
+package inject
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"gomodules.xyz/jsonpatch/v2"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/meshwarden/meshwarden/config"
+	"github.com/meshwarden/meshwarden/templates"
+)
+
+// TemplateSource gives the template set in force; the watcher swaps it when the directory changes.
+type TemplateSource interface {
+	Current() *templates.Set
+}
+
+// StaticTemplates is a TemplateSource that never changes.
+type StaticTemplates struct{ Set *templates.Set }
+
+// Current returns the set.
+func (s StaticTemplates) Current() *templates.Set { return s.Set }
+
+// Injector injects pods. It is safe for concurrent use; per-request state lives on the stack.
+type Injector struct {
+	cfg       *config.Config
+	sel       selectors
+	templates TemplateSource
+
+	mu    sync.RWMutex
+	cache map[cacheKey]*rendered
+}
+
+type cacheKey struct {
+	revision string
+	s        settings
+}
+
+// maxCache bounds the render cache; distinct settings are few in practice (one per override combination).
+const maxCache = 4096
+
+// New builds an injector from a validated config.
+func New(cfg *config.Config, src TemplateSource) (*Injector, error) {
+	sel, err := compileSelectors(cfg.Injection)
+	if err != nil {
+		return nil, err
+	}
+	return &Injector{cfg: cfg, sel: sel, templates: src, cache: map[cacheKey]*rendered{}}, nil
+}
+
+// Request is one pod to inject.
+type Request struct {
+	// Pod is the pod as JSON, exactly as received.
+	Pod []byte
+	// Namespace is the pod's namespace; at admission a controller-made pod's metadata may lack it.
+	Namespace Namespace
+}
+
+// Result is the outcome for one pod: exactly one of injected (with a patch, empty when the pod is
+// already injected as it would be now), skipped, or denied.
+type Result struct {
+	Injected bool
+	Reason   Reason
+	// Patch holds the operations to apply to Request.Pod.
+	Patch []jsonpatch.Operation
+	// Denied lists why the pod is refused, each error naming its field.
+	Denied field.ErrorList
+}
+
+// ErrNotAPod is returned when the bytes do not decode as a pod.
+var ErrNotAPod = errors.New("not a pod")
+
+var (
+	annotationsPath = field.NewPath("metadata", "annotations")
+	labelsPath      = field.NewPath("metadata", "labels")
+)
+
+// Inject decides, renders and plans the patch for one pod. The error is for input that is not a pod
+// at all; everything about a valid pod, including denial, is in the Result.
+func (in *Injector) Inject(req Request) (Result, error) {
+	pod, err := decodePod(req.Pod)
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: %v", ErrNotAPod, err)
+	}
+	ov, errs := ParseAnnotations(pod.Metadata.Annotations, annotationsPath)
+	if v, ok := pod.Metadata.Labels[LabelInject]; ok && v != "true" && v != "false" {
+		errs = append(errs, field.NotSupported(labelsPath.Key(LabelInject), v, []string{"true", "false"}))
+	}
+	status, _ := parseStatus(pod.Metadata.Annotations[AnnotationStatus])
+	if req.Namespace.Name == "" {
+		req.Namespace.Name = pod.Metadata.Namespace
+	}
+
+	inject, reason := in.decide(pod, req.Namespace, ov, status)
+	if !inject {
+		return Result{Reason: reason}, nil
+	}
+	if len(errs) > 0 {
+		return Result{Reason: DenyInvalidAnnotation, Denied: errs}, nil
+	}
+
+	s := settingsFor(in.cfg.Injection, ov)
+	r, err := in.render(s, req.Pod)
+	if err != nil {
+		return deny(err), nil
+	}
+	if status != nil && status.Revision == r.revision && stillPresent(pod, status) {
+		return Result{Injected: true, Reason: reason}, nil // already injected exactly so
+	}
+	ops, _, err := planPatch(req.Pod, pod, status, r, s)
+	if err != nil {
+		return deny(err), nil
+	}
+	return Result{Injected: true, Reason: reason, Patch: ops}, nil
+}
+
+func deny(err error) Result {
+	var unknown *unknownTemplateError
+	var conflict *conflictError
+	switch {
+	case errors.As(err, &unknown):
+		return Result{Reason: DenyUnknownTemplate, Denied: field.ErrorList{field.Invalid(annotationsPath.Key(AnnTemplates), unknown.name, err.Error())}}
+	case errors.As(err, &conflict):
+		return Result{Reason: DenyConflict, Denied: field.ErrorList{field.Forbidden(field.NewPath("spec"), err.Error())}}
+	default:
+		return Result{Reason: DenyRender, Denied: field.ErrorList{field.InternalError(field.NewPath("spec"), err)}}
+	}
+}
+
+// render returns the rendering for the settings, from the cache unless a template reads the pod.
+func (in *Injector) render(s settings, raw []byte) (*rendered, error) {
+	set := in.templates.Current()
+	names := strings.Split(s.templates, ",")
+	usesPod := false
+	for _, n := range names {
+		if t, ok := set.Get(n); ok && t.UsesPod {
+			usesPod = true
+		}
+	}
+	if usesPod {
+		var pod corev1.Pod
+		if err := json.Unmarshal(raw, &pod); err != nil {
+			return nil, err
+		}
+		return render(set, names, s.values(in.cfg.Injection.Extra), &pod)
+	}
+	key := cacheKey{revision: set.Revision, s: s}
+	in.mu.RLock()
+	r, ok := in.cache[key]
+	in.mu.RUnlock()
+	if ok {
+		return r, nil
+	}
+	r, err := render(set, names, s.values(in.cfg.Injection.Extra), nil)
+	if err != nil {
+		return nil, err
+	}
+	in.mu.Lock()
+	if len(in.cache) >= maxCache {
+		clear(in.cache)
+	}
+	in.cache[key] = r
+	in.mu.Unlock()
+	return r, nil
+}
+
+// stillPresent is true when everything the status lists is still in the pod.
+func stillPresent(pod *podView, st *Status) bool {
+	for _, n := range st.InitContainers {
+		if indexOf(pod.Spec.InitContainers, n) < 0 {
+			return false
+		}
+	}
+	for _, n := range st.Containers {
+		if indexOf(pod.Spec.Containers, n) < 0 {
+			return false
+		}
+	}
+	for _, n := range st.Volumes {
+		if indexOf(pod.Spec.Volumes, n) < 0 {
+			return false
+		}
+	}
+	return true
+}

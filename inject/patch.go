@@ -1,0 +1,292 @@
+package inject
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gomodules.xyz/jsonpatch/v2"
+)
+
+// plan turns a rendering into JSON patch operations against the pod as sent. Operations address only
+// what meshwarden adds or removes, so every byte the user wrote, including fields this build of
+// meshwarden does not know, stays exactly where it was.
+type plan struct {
+	ops []jsonpatch.Operation
+	// names of the pod's lists as the operations leave them, to compute later positions.
+	init, containers, volumes []string
+}
+
+func names(items []namedItem) []string {
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = it.Name
+	}
+	return out
+}
+
+// planPatch computes the operations. raw is needed only when a template merges into a user container.
+func planPatch(raw []byte, pod *podView, old *Status, r *rendered, s settings) ([]jsonpatch.Operation, *Status, error) {
+	p := &plan{init: names(pod.Spec.InitContainers), containers: names(pod.Spec.Containers), volumes: names(pod.Spec.Volumes)}
+
+	// 1. Take out what an earlier injection added, so that this one starts from the user's pod.
+	if old != nil {
+		p.init = p.remove("/spec/initContainers", p.init, old.InitContainers)
+		p.containers = p.remove("/spec/containers", p.containers, old.Containers)
+		p.volumes = p.remove("/spec/volumes", p.volumes, old.Volumes)
+	}
+	userContainers := append([]string(nil), p.containers...)
+
+	st := &Status{Templates: r.templates, Revision: r.revision}
+
+	// 2. Init containers go first, in template order: capture must be in place before anything else
+	// runs, and a native-sidecar proxy must be up before the user's init containers need the network.
+	var newInit []piece
+	for _, pc := range r.initContainers {
+		if indexOfName(p.init, pc.name) >= 0 {
+			return nil, nil, &conflictError{kind: "init container", name: pc.name}
+		}
+		newInit = append(newInit, pc)
+		st.InitContainers = append(st.InitContainers, pc.name)
+	}
+	p.insertFront("/spec/initContainers", &p.init, pod.hasInit, newInit)
+
+	// 3. Containers: a template container named like a user container is merged into it (user's values
+	// win); any other is added — last, or first when the app must wait for the proxy.
+	var merges []piece
+	for _, pc := range r.containers {
+		if indexOfName(p.containers, pc.name) >= 0 {
+			merges = append(merges, pc)
+			continue
+		}
+		if s.hold && !s.native && pc.name == ProxyName {
+			p.insertFront("/spec/containers", &p.containers, true, []piece{pc})
+		} else {
+			p.ops = append(p.ops, jsonpatch.NewOperation("add", "/spec/containers/-", pc.raw))
+			p.containers = append(p.containers, pc.name)
+		}
+		st.Containers = append(st.Containers, pc.name)
+	}
+	if len(merges) > 0 {
+		if err := p.mergeContainers(raw, old, merges); err != nil {
+			return nil, nil, err
+		}
+	}
+
+	// 4. Volumes.
+	for _, pc := range r.volumes {
+		if indexOfName(p.volumes, pc.name) >= 0 {
+			return nil, nil, &conflictError{kind: "volume", name: pc.name}
+		}
+		st.Volumes = append(st.Volumes, pc.name)
+	}
+	p.appendAll("/spec/volumes", &p.volumes, pod.hasVolumes, r.volumes)
+
+	// 5. Labels and annotations: added where absent, never overwriting the user's.
+	labels := map[string]string{}
+	for k, v := range r.labels {
+		if _, ok := pod.Metadata.Labels[k]; !ok {
+			labels[k] = v
+		}
+	}
+	p.setMapEntries("/metadata/labels", pod.hasLabels, labels)
+	ann := map[string]string{}
+	for k, v := range r.annotations {
+		if _, ok := pod.Metadata.Annotations[k]; !ok {
+			ann[k] = v
+		}
+	}
+	if _, ok := pod.Metadata.Annotations[AnnotationDefault]; !ok && len(userContainers) > 0 {
+		ann[AnnotationDefault] = userContainers[0]
+	}
+	status, _ := json.Marshal(st)
+	ann[AnnotationStatus] = string(status)
+	p.setMapEntries("/metadata/annotations", pod.hasAnnotations, ann)
+	return p.ops, st, nil
+}
+
+// remove emits remove operations for the named items, highest index first so indices stay valid.
+func (p *plan) remove(path string, list, drop []string) []string {
+	var idx []int
+	for i, n := range list {
+		if indexOfName(drop, n) >= 0 {
+			idx = append(idx, i)
+		}
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(idx)))
+	for _, i := range idx {
+		p.ops = append(p.ops, jsonpatch.NewOperation("remove", path+"/"+strconv.Itoa(i), nil))
+		list = append(list[:i:i], list[i+1:]...)
+	}
+	return list
+}
+
+func (p *plan) insertFront(path string, list *[]string, exists bool, items []piece) {
+	if len(items) == 0 {
+		return
+	}
+	if !exists {
+		p.ops = append(p.ops, jsonpatch.NewOperation("add", path, rawArray(items)))
+	} else {
+		for i, it := range items {
+			p.ops = append(p.ops, jsonpatch.NewOperation("add", path+"/"+strconv.Itoa(i), it.raw))
+		}
+	}
+	front := make([]string, 0, len(items)+len(*list))
+	for _, it := range items {
+		front = append(front, it.name)
+	}
+	*list = append(front, *list...)
+}
+
+func (p *plan) appendAll(path string, list *[]string, exists bool, items []piece) {
+	if len(items) == 0 {
+		return
+	}
+	if !exists {
+		p.ops = append(p.ops, jsonpatch.NewOperation("add", path, rawArray(items)))
+	} else {
+		for _, it := range items {
+			p.ops = append(p.ops, jsonpatch.NewOperation("add", path+"/-", it.raw))
+		}
+	}
+	for _, it := range items {
+		*list = append(*list, it.name)
+	}
+}
+
+func (p *plan) setMapEntries(path string, exists bool, entries map[string]string) {
+	if len(entries) == 0 {
+		return
+	}
+	if !exists {
+		p.ops = append(p.ops, jsonpatch.NewOperation("add", path, entries))
+		return
+	}
+	keys := make([]string, 0, len(entries))
+	for k := range entries {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		p.ops = append(p.ops, jsonpatch.NewOperation("add", path+"/"+escapePointer(k), entries[k]))
+	}
+}
+
+// mergeContainers adds a template's fields to user containers of the same name: fields the user did
+// not set are added; list entries (env, ports, volume mounts, envFrom) are appended when absent by
+// their key. Nothing the user set is changed, which also makes a second pass add nothing.
+func (p *plan) mergeContainers(raw []byte, old *Status, merges []piece) error {
+	var doc struct {
+		Spec struct {
+			Containers []map[string]json.RawMessage `json:"containers"`
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return err
+	}
+	// Positions in the raw document, before step 1's removals, adjusted for them below.
+	var user []map[string]json.RawMessage
+	for _, c := range doc.Spec.Containers {
+		var name string
+		_ = json.Unmarshal(c["name"], &name)
+		if old == nil || indexOfName(old.Containers, name) < 0 {
+			user = append(user, c)
+		}
+	}
+	for _, m := range merges {
+		var tc map[string]json.RawMessage
+		if err := json.Unmarshal(m.raw, &tc); err != nil {
+			return err
+		}
+		i := indexOfName(p.containers, m.name)
+		var uc map[string]json.RawMessage
+		for _, c := range user {
+			var name string
+			_ = json.Unmarshal(c["name"], &name)
+			if name == m.name {
+				uc = c
+			}
+		}
+		base := "/spec/containers/" + strconv.Itoa(i)
+		keys := make([]string, 0, len(tc))
+		for k := range tc {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if k == "name" {
+				continue
+			}
+			cur, ok := uc[k]
+			if !ok || string(cur) == "null" {
+				p.ops = append(p.ops, jsonpatch.NewOperation("add", base+"/"+escapePointer(k), tc[k]))
+				continue
+			}
+			if key := listMergeKey[k]; key != "" {
+				if err := p.appendMissing(base+"/"+k, cur, tc[k], key); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+var listMergeKey = map[string]string{"env": "name", "envFrom": "prefix", "volumeMounts": "mountPath", "ports": "containerPort"}
+
+func (p *plan) appendMissing(path string, cur, add json.RawMessage, key string) error {
+	var have, want []map[string]json.RawMessage
+	if err := json.Unmarshal(cur, &have); err != nil {
+		return fmt.Errorf("%s is not a list", path)
+	}
+	if err := json.Unmarshal(add, &want); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, h := range have {
+		seen[string(h[key])] = true
+	}
+	for _, w := range want {
+		if !seen[string(w[key])] {
+			v, _ := json.Marshal(w)
+			p.ops = append(p.ops, jsonpatch.NewOperation("add", path+"/-", json.RawMessage(v)))
+		}
+	}
+	return nil
+}
+
+func rawArray(items []piece) json.RawMessage {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, it := range items {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(it.raw)
+	}
+	b.WriteByte(']')
+	return json.RawMessage(b.String())
+}
+
+func indexOfName(list []string, name string) int {
+	for i, n := range list {
+		if n == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// escapePointer escapes a map key for a JSON pointer (RFC 6901).
+func escapePointer(k string) string {
+	return strings.NewReplacer("~", "~0", "/", "~1").Replace(k)
+}
+
+type conflictError struct{ kind, name string }
+
+func (e *conflictError) Error() string {
+	return fmt.Sprintf("the pod already has a %s named %q that meshwarden did not add; rename it, or opt the pod out with the label sidecar.meshwarden.io/inject=false", e.kind, e.name)
+}

@@ -1,0 +1,84 @@
+package webhook
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// MaxBodyBytes is the largest request accepted. The API server caps objects at about 1.5 MiB in etcd
+// and sends object and oldObject; anything much larger is not from an API server.
+const MaxBodyBytes = 7 << 20
+
+var reviewTypeMeta = metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"}
+
+// httpError is a client error answered with its HTTP status and a one-line reason.
+type httpError struct {
+	code int
+	msg  string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+// readReview reads and decodes the request body as an admission/v1 AdmissionReview with a request.
+func readReview(w http.ResponseWriter, r *http.Request) (*admissionv1.AdmissionReview, error) {
+	if r.Method != http.MethodPost {
+		return nil, &httpError{http.StatusMethodNotAllowed, "use POST with an admission.k8s.io/v1 AdmissionReview body"}
+	}
+	body, err := readBody(w, r)
+	if err != nil {
+		return nil, err
+	}
+	var review admissionv1.AdmissionReview
+	if err := json.Unmarshal(body, &review); err != nil {
+		return nil, &httpError{http.StatusBadRequest, fmt.Sprintf("the body is not an AdmissionReview in JSON: %v", err)}
+	}
+	if review.APIVersion != reviewTypeMeta.APIVersion || review.Kind != reviewTypeMeta.Kind {
+		return nil, &httpError{http.StatusBadRequest, fmt.Sprintf("got %s %s; meshwarden answers admission.k8s.io/v1 AdmissionReview only (set admissionReviewVersions: [v1])", review.APIVersion, review.Kind)}
+	}
+	if review.Request == nil || review.Request.UID == "" {
+		return nil, &httpError{http.StatusBadRequest, "the AdmissionReview has no request or no request.uid"}
+	}
+	return &review, nil
+}
+
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return nil, &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", MaxBodyBytes)}
+	case err != nil:
+		return nil, &httpError{http.StatusBadRequest, "reading the request body: " + err.Error()}
+	}
+	return body, nil
+}
+
+// writeReview answers with the response for uid.
+func writeReview(w http.ResponseWriter, uid types.UID, resp *admissionv1.AdmissionResponse) {
+	resp.UID = uid
+	out, err := json.Marshal(admissionv1.AdmissionReview{TypeMeta: reviewTypeMeta, Response: resp})
+	if err != nil {
+		http.Error(w, "encoding the response failed", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(out)
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	var he *httpError
+	if errors.As(err, &he) {
+		http.Error(w, he.msg, he.code)
+		return
+	}
+	http.Error(w, "internal error", http.StatusInternalServerError)
+}
+
+func allowed() *admissionv1.AdmissionResponse { return &admissionv1.AdmissionResponse{Allowed: true} }
