@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -31,6 +32,13 @@ const helperEnv = "MESHWARDEN_CAPTURE_HELPER"
 func TestMain(m *testing.M) {
 	switch os.Getenv(helperEnv) {
 	case "init":
+		if u := os.Getenv("MESHWARDEN_CAPTURE_TEST_UID"); u != "" {
+			uid, _ := strconv.Atoi(u)
+			if err := syscall.Setuid(uid); err != nil {
+				fmt.Fprintln(os.Stderr, "setuid:", err)
+				os.Exit(3)
+			}
+		}
 		os.Exit(Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 	case "dial":
 		os.Exit(dialHelper())
@@ -291,17 +299,32 @@ func self(t *testing.T) string {
 // initIn runs meshwarden-init (this binary as a helper) in ns and returns its stdout.
 func initIn(t *testing.T, ns string, args ...string) string {
 	t.Helper()
+	code, stdout, stderr := initResult(t, ns, nil, args...)
+	if code != 0 {
+		t.Fatalf("meshwarden-init %s: exit %d: %s", strings.Join(args, " "), code, stderr)
+	}
+	return stdout
+}
+
+// initResult runs meshwarden-init in ns with extra environment and returns what it did.
+func initResult(t *testing.T, ns string, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, self(t)}, args...)...)
-	cmd.Env = append(os.Environ(), helperEnv+"=init")
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("meshwarden-init %s: %v: %s", strings.Join(args, " "), err, stderr.String())
+	cmd.Env = append(append(os.Environ(), helperEnv+"=init"), env...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exitErr):
+		code = exitErr.ExitCode()
+	default:
+		t.Fatalf("meshwarden-init %s: %v", strings.Join(args, " "), err)
 	}
-	return string(out)
+	return code, out.String(), errb.String()
 }
 
 // dialFrom connects from ns to addr as uid/gid (-1 keeps root) and returns where it landed.

@@ -150,6 +150,45 @@ func TestCaptureInNetns(t *testing.T) {
 	}
 }
 
+// TestFailureIsOneLine checks that a run that cannot program anything exits 1 with one line and
+// leaves the namespace as it was.
+func TestFailureIsOneLine(t *testing.T) {
+	requireNetns(t)
+	tp := newTopo(t)
+	before := snapshot(t, tp.pod)
+	tests := map[string]struct {
+		args []string
+		env  []string
+		want string
+	}{
+		"iptables missing": {
+			args: []string{"--backend", "iptables"},
+			env:  []string{"PATH=/nonexistent"},
+			want: `meshwarden-init: could not program REDIRECT capture with iptables (rolled back): iptables-save: exec: "iptables-save": executable file not found in $PATH`,
+		},
+		"not privileged": {
+			args: []string{"--backend", "nftables"},
+			env:  []string{"MESHWARDEN_CAPTURE_TEST_UID=1000"},
+			want: "meshwarden-init: could not program REDIRECT capture with nftables (rolled back): nftables: netlink receive: operation not permitted (meshwarden-init needs CAP_NET_ADMIN)",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			code, stdout, stderr := initResult(t, tp.pod, tc.env, tc.args...)
+			if code != 1 {
+				t.Errorf("exit code = %d, want 1", code)
+			}
+			if stdout != "" {
+				t.Errorf("stdout = %q, want nothing", stdout)
+			}
+			if diff := cmp.Diff(tc.want+"\n", stderr); diff != "" {
+				t.Errorf("stderr (-want +got):\n%s", diff)
+			}
+			diffSnapshots(t, "after the failure", before, snapshot(t, tp.pod))
+		})
+	}
+}
+
 // checkDryRunMatches compares --dry-run with what the kernel holds: the nft listing of
 // meshwarden's tables, or the rules of meshwarden's iptables chains.
 func checkDryRunMatches(t *testing.T, ns, backend string, args []string) {

@@ -1,10 +1,8 @@
 package capture
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
-	"syscall"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -82,9 +80,6 @@ func (b nftablesBackend) apply(families []Family, plans []familyPlan) error {
 		}
 	}
 	if err := c.Flush(); err != nil {
-		if errors.Is(err, syscall.EPERM) {
-			return fmt.Errorf("nftables: %w (meshwarden-init needs CAP_NET_ADMIN)", err)
-		}
 		return fmt.Errorf("nftables: %w", err)
 	}
 	return nil

@@ -60,9 +60,11 @@ func defaultEngine() engine {
 	}
 }
 
-// hostFamilies is IPv4 always and IPv6 when the kernel has it, so a dual-stack pod gets both.
+// hostFamilies is IPv4 always and IPv6 when it is enabled in this namespace, so a dual-stack pod
+// gets both and a pod with IPv6 switched off does not fail on IPv6 routes it cannot have.
 func hostFamilies() []Family {
-	if _, err := os.Stat("/proc/net/if_inet6"); err == nil {
+	b, err := os.ReadFile("/proc/sys/net/ipv6/conf/lo/disable_ipv6")
+	if err == nil && strings.TrimSpace(string(b)) == "0" {
 		return []Family{IPv4, IPv6}
 	}
 	return []Family{IPv4}
@@ -107,7 +109,10 @@ func (e engine) run(ctx context.Context, c Config, out io.Writer) error {
 		return nil
 	}
 	if err := e.apply(ctx, backend, families, plans); err != nil {
-		return err
+		if c.Cleanup {
+			return fmt.Errorf("could not remove the capture ruleset with %s: %w", backend, err)
+		}
+		return fmt.Errorf("could not program %s capture with %s (rolled back): %w", c.Mode, backend, err)
 	}
 	if c.Cleanup {
 		fmt.Fprintf(out, "meshwarden-init: removed the capture ruleset (%s)\n", backend)
@@ -128,33 +133,40 @@ func familyList(plans []familyPlan) string {
 	return strings.Join(names, ", ")
 }
 
-// apply makes the namespace match plans for every family: policy routes first (harmless on
-// their own), then the rules; when anything fails, what was already changed is removed again.
+// apply makes the namespace match plans for every family: the rules, then the TPROXY policy
+// routes (added, or removed when no longer wanted). When anything fails, what was already
+// changed is removed again.
 func (e engine) apply(ctx context.Context, backend Backend, families []Family, plans []familyPlan) error {
 	byFamily := map[Family]familyPlan{}
 	for _, p := range plans {
 		byFamily[p.family] = p
 	}
+	err := e.applyRules(ctx, backend, families, plans, byFamily)
 	for _, f := range families {
-		if err := e.routes(f, byFamily[f].routes); err != nil {
-			e.rollback(ctx, backend, families)
-			return err
+		if err != nil {
+			break
 		}
-	}
-	var err error
-	if backend == BackendIptables {
-		for _, f := range families {
-			if err = e.ipt.apply(ctx, f, byFamily[f].chains); err != nil {
-				break
-			}
-		}
-	} else {
-		err = e.nft.apply(families, plans)
+		err = e.routes(f, byFamily[f].routes)
 	}
 	if err != nil && len(plans) > 0 {
 		e.rollback(ctx, backend, families)
 	}
+	if errors.Is(err, syscall.EPERM) {
+		return fmt.Errorf("%w (meshwarden-init needs CAP_NET_ADMIN)", err)
+	}
 	return err
+}
+
+func (e engine) applyRules(ctx context.Context, backend Backend, families []Family, plans []familyPlan, byFamily map[Family]familyPlan) error {
+	if backend != BackendIptables {
+		return e.nft.apply(families, plans)
+	}
+	for _, f := range families {
+		if err := e.ipt.apply(ctx, f, byFamily[f].chains); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // rollback removes everything meshwarden may have added; its own errors are dropped because the
