@@ -18,7 +18,7 @@ RUN --mount=type=cache,target=/root/go/pkg/mod --mount=type=cache,target=/root/.
     go build -trimpath -buildvcs=false -ldflags="-s -w" -o /out/ ./cmd/meshwarden ./cmd/meshwarden-init
 
 # meshwarden-init programs nftables over netlink, so it needs no iptables or nft binary. It runs as
-# root with NET_ADMIN and NET_RAW, which the injector's template grants to the init container only.
+# root and needs NET_ADMIN (plus NET_RAW for the iptables backend) in the init container only.
 FROM gcr.io/distroless/static-debian12 AS meshwarden-init
 COPY --from=build /out/meshwarden-init /usr/local/bin/meshwarden-init
 USER 0:0

@@ -390,6 +390,9 @@ func addForeignRules(t *testing.T, ns string) {
 	// The built-in chains meshwarden hooks are declared too: iptables-nft creates them on first
 	// use and leaves them (empty) behind, which is iptables-nft's doing, not a leftover rule.
 	rules := "*nat\n:OUTPUT ACCEPT [0:0]\n:PREROUTING ACCEPT [0:0]\n-A OUTPUT -p udp -m udp --dport 53 -j RETURN\nCOMMIT\n*mangle\n-A PREROUTING -p udp -m udp --dport 53 -j RETURN\nCOMMIT\n"
-	run(t, rules, "ip", "netns", "exec", ns, "iptables-restore", "--noflush")
-	run(t, rules, "ip", "netns", "exec", ns, "ip6tables-restore", "--noflush")
+	for _, restore := range []string{"iptables-restore", "ip6tables-restore"} {
+		if _, err := exec.LookPath(restore); err == nil {
+			run(t, rules, "ip", "netns", "exec", ns, restore, "--noflush")
+		}
+	}
 }
