@@ -21,12 +21,14 @@ type vsCheck struct {
 func checkVirtualService(x *index, o Options, vs *networking.VirtualService) []Finding {
 	c := &vsCheck{x: x, o: o, vs: vs}
 	spec := &vs.Spec
+	var bound []boundGateway
 	for i, ref := range spec.Gateways {
 		field := fmt.Sprintf("spec.gateways[%d]", i)
 		if r, ok := c.gateway(field, ref); ok {
-			c.hostsInGateway(field, r)
+			bound = append(bound, boundGateway{field: field, ref: r, servers: c.serverHosts(r)})
 		}
 	}
+	c.hostsInGateways(bound, slices.Contains(spec.Gateways, "mesh"))
 	for i, h := range spec.Http {
 		for j, m := range h.Match {
 			c.matchGateways(fmt.Sprintf("spec.http[%d].match[%d]", i, j), m.Gateways)
@@ -121,10 +123,15 @@ func (c *vsCheck) suggestGateway(r gatewayRef) (string, bool) {
 	return "", false
 }
 
-// hostsInGateway is check 7: every host of the VirtualService is served by the bound Gateway. istiod
-// binds by host intersection and namespace visibility ("ns/host", "./host", "*/host").
-func (c *vsCheck) hostsInGateway(field string, r gatewayRef) {
-	var servers []string // "ns/host" with ns "*" for any
+type boundGateway struct {
+	field   string
+	ref     gatewayRef
+	servers []string // "ns/host", ns "*" for any namespace
+}
+
+// serverHosts lists a found Gateway's server hosts with the namespaces they are visible to.
+func (c *vsCheck) serverHosts(r gatewayRef) []string {
+	var servers []string
 	if gw := c.x.gateways[r.String()]; gw != nil {
 		for _, s := range gw.Spec.Servers {
 			for _, h := range s.Hosts {
@@ -142,23 +149,44 @@ func (c *vsCheck) hostsInGateway(field string, r gatewayRef) {
 		for _, h := range kg.Hostnames {
 			servers = append(servers, "*/"+h)
 		}
-		if len(kg.Hostnames) == 0 {
-			servers = append(servers, "*/*")
-		}
 	}
-	var missing []string
-	for _, h := range c.vs.Spec.Hosts {
-		full := resolveHost(h, c.vs.Namespace, c.o.ClusterDomain)
-		if !slices.ContainsFunc(servers, func(s string) bool {
-			ns, host, _ := strings.Cut(s, "/")
-			return (ns == "*" || ns == c.vs.Namespace) && (hostsIntersect(host, h) || hostsIntersect(host, full))
-		}) {
-			missing = append(missing, strconv.Quote(h))
+	return servers
+}
+
+// serves reports whether a Gateway server host list takes VirtualService host h. istiod binds by host
+// intersection and namespace visibility ("ns/host", "./host", "*/host").
+func (c *vsCheck) serves(servers []string, h string) bool {
+	full := resolveHost(h, c.vs.Namespace, c.o.ClusterDomain)
+	return slices.ContainsFunc(servers, func(s string) bool {
+		ns, host, _ := strings.Cut(s, "/")
+		return (ns == "*" || ns == c.vs.Namespace) && (hostsIntersect(host, h) || hostsIntersect(host, full))
+	})
+}
+
+// hostsInGateways is check 7. A bound Gateway that takes none of the VirtualService's hosts ignores the
+// whole VirtualService (reported on the gateway reference); when the Gateways do take some hosts, a host
+// that none of them takes, and that is not also bound to the mesh, is dead (reported on the host).
+func (c *vsCheck) hostsInGateways(bound []boundGateway, mesh bool) {
+	anyServed := false
+	for _, b := range bound {
+		if slices.ContainsFunc(c.vs.Spec.Hosts, func(h string) bool { return c.serves(b.servers, h) }) {
+			anyServed = true
+			continue
 		}
+		hosts := make([]string, len(c.vs.Spec.Hosts))
+		for i, h := range c.vs.Spec.Hosts {
+			hosts[i] = strconv.Quote(h)
+		}
+		c.report(CodeHostNotInGateway, SeverityWarning, b.field, "Gateway %q takes none of the hosts %s from namespace %q",
+			b.ref.String(), strings.Join(hosts, ", "), c.vs.Namespace)
 	}
-	if len(missing) > 0 {
-		c.report(CodeHostNotInGateway, SeverityWarning, field, "host %s not among the hosts of Gateway %q visible to namespace %q",
-			strings.Join(missing, ", "), r.String(), c.vs.Namespace)
+	if !anyServed || mesh {
+		return
+	}
+	for i, h := range c.vs.Spec.Hosts {
+		if !slices.ContainsFunc(bound, func(b boundGateway) bool { return c.serves(b.servers, h) }) {
+			c.report(CodeHostNotInGateway, SeverityWarning, fmt.Sprintf("spec.hosts[%d]", i), "host %q is taken by none of the bound Gateways", h)
+		}
 	}
 }
 

@@ -164,14 +164,25 @@ func TestGatewaysAndHosts(t *testing.T) {
 			docs: []string{ingressPod, ingressSvc, gw("app", "g", "istio: ingressgateway", `{port: {number: 9999, name: http, protocol: HTTP}, hosts: ["*"]}`)},
 			want: []string{"MW0602 warning Gateway app/g spec.servers[0].port.number"},
 		},
+		"hosts split over two Gateways, or also bound to the mesh": {
+			docs: []string{ingressPod, gw("app", "a", "istio: ingressgateway", `{port: {number: 80, name: http, protocol: HTTP}, hosts: [a.example.com]}`),
+				gw("app", "b", "istio: ingressgateway", `{port: {number: 80, name: http, protocol: HTTP}, hosts: [b.example.com]}`),
+				vs("app", "v", `{hosts: [a.example.com, b.example.com], gateways: [a, b]}`),
+				vs("app", "m", `{hosts: [a.example.com, reviews], gateways: [a, mesh]}`)},
+		},
 		"VirtualService host matches a wildcard server host": {
 			docs: []string{ingressPod, gw("app", "g", "istio: ingressgateway", `{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*.example.com"]}`),
 				vs("app", "v", `{hosts: [a.example.com], gateways: [g]}`)},
 		},
 		"VirtualService host not served": {
 			docs: []string{ingressPod, gw("app", "g", "istio: ingressgateway", `{port: {number: 80, name: http, protocol: HTTP}, hosts: [a.example.com]}`),
-				vs("app", "v", `{hosts: [a.example.com, b.example.com, c.example.com], gateways: [g]}`)},
-			want: []string{"MW0701 warning VirtualService app/v spec.gateways[0]"},
+				vs("app", "v", `{hosts: [a.example.com, b.example.com, c.example.com], gateways: [g]}`),
+				vs("app", "w", `{hosts: [b.example.com], gateways: [g]}`)},
+			want: []string{
+				"MW0701 warning VirtualService app/v spec.hosts[1]",
+				"MW0701 warning VirtualService app/v spec.hosts[2]",
+				"MW0701 warning VirtualService app/w spec.gateways[0]",
+			},
 		},
 		// istio/istio#34653: "./host" on a Gateway is visible to VirtualServices in the Gateway's namespace.
 		"./host visible to the Gateway's own namespace (istio#34653)": {
@@ -183,8 +194,9 @@ func TestGatewaysAndHosts(t *testing.T) {
 		"ns/host on a Gateway": {
 			docs: []string{ingressPod, gw("gw", "g", "istio: ingressgateway", `{port: {number: 80, name: http, protocol: HTTP}, hosts: [team/a.example.com, "*/b.example.com"]}`),
 				vs("team", "v", `{hosts: [a.example.com, b.example.com], gateways: [gw/g]}`),
-				vs("else", "v", `{hosts: [a.example.com], gateways: [gw/g]}`)},
-			want: []string{"MW0701 warning VirtualService else/v spec.gateways[0]"},
+				vs("else", "v", `{hosts: [a.example.com], gateways: [gw/g]}`),
+				vs("else", "w", `{hosts: [a.example.com, b.example.com], gateways: [gw/g]}`)},
+			want: []string{"MW0701 warning VirtualService else/v spec.gateways[0]", "MW0701 warning VirtualService else/w spec.hosts[0]"},
 		},
 	}
 	for name, tc := range tests {
