@@ -30,6 +30,9 @@ import (
 	"github.com/meshwarden/meshwarden/config"
 )
 
+// caSettle is how long a new CA must sit in every caBundle before it signs the served certificate.
+const caSettle = 3 * time.Second
+
 // Provider is one replica's webhook TLS for the configured mode.
 type Provider struct {
 	cfg      config.Certs
@@ -149,7 +152,7 @@ func (p *Provider) Runnables(rc *rest.Config) ([]manager.Runnable, error) {
 	rs = append(rs, p.view)
 	if self {
 		rs = append(rs, &writer{client: client, namespace: p.ns, secretName: p.cfg.SecretName, policy: p.policy,
-			view: p.view, served: p.served, log: log, now: p.now})
+			view: p.view, served: p.served, log: log, now: p.now, settle: caSettle})
 	} else {
 		rs = append(rs, &fileKeeper{caFile: filepath.Join(p.cfg.Dir, "ca.crt"), view: p.view, log: log})
 	}

@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -28,6 +29,13 @@ type writer struct {
 	served     *served
 	log        logr.Logger
 	now        func() time.Time
+
+	// settle is how long the caBundle must have carried a pending CA before it signs: the API
+	// servers' own watches of the webhook configurations lag this replica's by a little.
+	settle time.Duration
+	// seenBundle and seenSince track since when the caBundle carried the current bundle.
+	seenBundle []byte
+	seenSince  time.Time
 }
 
 // resync bounds how long the loop sleeps with nothing to do.
@@ -88,11 +96,9 @@ func (w *writer) reconcile(ctx context.Context) (time.Duration, error) {
 	if exists && len(data) == 0 {
 		problems = []string{"Secret exists but is empty"}
 	}
-	injected := true
-	if w.view.keeper != nil {
-		if injected, err = w.view.keeper.injected(cur.BundlePEM()); err != nil {
-			return 0, err
-		}
+	injected, err := w.injected(cur.BundlePEM(), now)
+	if err != nil {
+		return 0, err
 	}
 	next, actions, err := Plan(cur, problems, w.policy, now, injected)
 	if err != nil {
@@ -124,6 +130,22 @@ func (w *writer) reconcile(ctx context.Context) (time.Duration, error) {
 		wait = min(wait, time.Second)
 	}
 	return wait, nil
+}
+
+// injected reports whether every webhook configuration has carried bundle for at least w.settle.
+func (w *writer) injected(bundle []byte, now time.Time) (bool, error) {
+	if w.view.keeper == nil {
+		return true, nil
+	}
+	ok, err := w.view.keeper.injected(bundle)
+	if err != nil || !ok {
+		w.seenBundle = nil
+		return false, err
+	}
+	if !bytes.Equal(w.seenBundle, bundle) {
+		w.seenBundle, w.seenSince = bytes.Clone(bundle), now
+	}
+	return now.Sub(w.seenSince) >= w.settle, nil
 }
 
 func (w *writer) write(ctx context.Context, old *corev1.Secret, next State) error {
