@@ -122,12 +122,39 @@ var nsCounter atomic.Int32
 
 // topo is a pod namespace joined by a veth pair to a peer namespace. The peer also owns the
 // "remote" addresses the pod connects to, so traffic that is not captured lands somewhere visible.
-type topo struct{ pod, peer string }
+// binDir, when set, holds the iptables tools to use (the legacy ones) and goes first in PATH.
+type topo struct{ pod, peer, binDir string }
+
+// tool is the path of an iptables tool for this topology.
+func (tp topo) tool(name string) string {
+	if tp.binDir != "" {
+		return filepath.Join(tp.binDir, name)
+	}
+	return name
+}
 
 const (
 	podV4, remoteV4, excludedV4 = "10.77.0.2", "10.77.0.9", "10.77.0.8"
 	podV6, remoteV6, excludedV6 = "fd77::2", "fd77::9", "fd77::8"
 )
+
+// useLegacyIptables points the topology at the iptables-legacy tools through a directory of
+// symlinks named like the tools meshwarden-init looks for.
+func useLegacyIptables(t *testing.T, tp *topo) {
+	t.Helper()
+	tp.binDir = t.TempDir()
+	for _, fam := range []string{"iptables", "ip6tables"} {
+		for _, op := range []string{"save", "restore"} {
+			target, err := exec.LookPath(fam + "-legacy-" + op)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(target, filepath.Join(tp.binDir, fam+"-"+op)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
 
 func newTopo(t *testing.T) topo {
 	t.Helper()
@@ -297,9 +324,9 @@ func self(t *testing.T) string {
 }
 
 // initIn runs meshwarden-init (this binary as a helper) in ns and returns its stdout.
-func initIn(t *testing.T, ns string, args ...string) string {
+func initIn(t *testing.T, tp topo, args ...string) string {
 	t.Helper()
-	code, stdout, stderr := initResult(t, ns, nil, args...)
+	code, stdout, stderr := initResult(t, tp, nil, args...)
 	if code != 0 {
 		t.Fatalf("meshwarden-init %s: exit %d: %s", strings.Join(args, " "), code, stderr)
 	}
@@ -307,12 +334,16 @@ func initIn(t *testing.T, ns string, args ...string) string {
 }
 
 // initResult runs meshwarden-init in ns with extra environment and returns what it did.
-func initResult(t *testing.T, ns string, env []string, args ...string) (code int, stdout, stderr string) {
+func initResult(t *testing.T, tp topo, env []string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, self(t)}, args...)...)
-	cmd.Env = append(append(os.Environ(), helperEnv+"=init"), env...)
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", tp.pod, self(t)}, args...)...)
+	cmd.Env = append(os.Environ(), helperEnv+"=init")
+	if tp.binDir != "" {
+		cmd.Env = append(cmd.Env, "PATH="+tp.binDir+":"+os.Getenv("PATH"))
+	}
+	cmd.Env = append(cmd.Env, env...)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -354,16 +385,17 @@ var (
 
 // snapshot is everything meshwarden-init may change in ns: the whole nftables ruleset (which
 // also shows iptables-nft rules), the iptables view, the policy rules and the TPROXY table.
-func snapshot(t *testing.T, ns string) string {
+func snapshot(t *testing.T, tp topo) string {
 	t.Helper()
+	ns := tp.pod
 	var b strings.Builder
 	// iptables-nft counts packets in every rule; traffic must not make snapshots differ.
 	b.WriteString(nftCounters.ReplaceAllString(run(t, "", "ip", "netns", "exec", ns, "nft", "list", "ruleset"), "counter"))
 	for _, save := range []string{"iptables-save", "ip6tables-save"} {
-		if _, err := exec.LookPath(save); err != nil {
+		if _, err := exec.LookPath(tp.tool(save)); err != nil {
 			continue
 		}
-		for _, l := range strings.Split(run(t, "", "ip", "netns", "exec", ns, save), "\n") {
+		for _, l := range strings.Split(run(t, "", "ip", "netns", "exec", ns, tp.tool(save)), "\n") {
 			if !strings.HasPrefix(l, "#") {
 				b.WriteString(counters.ReplaceAllString(l, "[0:0]") + "\n")
 			}
@@ -383,16 +415,17 @@ func snapshot(t *testing.T, ns string) string {
 
 // addForeignRules gives the namespace rules that are not meshwarden's, so the tests prove they
 // survive untouched.
-func addForeignRules(t *testing.T, ns string) {
+func addForeignRules(t *testing.T, tp topo) {
 	t.Helper()
+	ns := tp.pod
 	run(t, "table inet foreign {\n\tchain out {\n\t\ttype filter hook output priority 10; policy accept;\n\t\tudp dport 5353 accept\n\t}\n}\n",
 		"ip", "netns", "exec", ns, "nft", "-f", "-")
 	// The built-in chains meshwarden hooks are declared too: iptables-nft creates them on first
 	// use and leaves them (empty) behind, which is iptables-nft's doing, not a leftover rule.
 	rules := "*nat\n:OUTPUT ACCEPT [0:0]\n:PREROUTING ACCEPT [0:0]\n-A OUTPUT -p udp -m udp --dport 53 -j RETURN\nCOMMIT\n*mangle\n-A PREROUTING -p udp -m udp --dport 53 -j RETURN\nCOMMIT\n"
 	for _, restore := range []string{"iptables-restore", "ip6tables-restore"} {
-		if _, err := exec.LookPath(restore); err == nil {
-			run(t, rules, "ip", "netns", "exec", ns, restore, "--noflush")
+		if _, err := exec.LookPath(tp.tool(restore)); err == nil {
+			run(t, rules, "ip", "netns", "exec", ns, tp.tool(restore), "--noflush")
 		}
 	}
 }

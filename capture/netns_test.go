@@ -92,62 +92,72 @@ func diffSnapshots(t *testing.T, what, want, got string) {
 // idempotence, convergence to new flags, cleanup back to the exact prior ruleset, TPROXY and NONE.
 func TestCaptureInNetns(t *testing.T) {
 	requireNetns(t)
-	for _, backend := range []string{"nftables", "iptables"} {
-		t.Run(backend, func(t *testing.T) {
-			if backend == "iptables" {
-				requireNetns(t, "iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save")
-			}
+	variants := []struct {
+		name, backend string
+		tools         []string
+	}{
+		{"nftables", "nftables", nil},
+		{"iptables", "iptables", []string{"iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save"}},
+		{"iptables-legacy", "iptables", []string{"iptables-legacy-restore", "ip6tables-legacy-restore", "iptables-legacy-save", "ip6tables-legacy-save"}},
+	}
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			requireNetns(t, v.tools...)
 			t.Parallel()
+			backend := v.backend
 			tp := newTopo(t)
-			addForeignRules(t, tp.pod)
-			before := snapshot(t, tp.pod)
+			if v.name == "iptables-legacy" {
+				useLegacyIptables(t, &tp)
+			}
+			addForeignRules(t, tp)
+			before := snapshot(t, tp)
 			be := "--backend=" + backend
 
 			t.Run("NONE programs nothing", func(t *testing.T) {
-				initIn(t, tp.pod, be, "--mode", "NONE")
-				diffSnapshots(t, "after --mode NONE", before, snapshot(t, tp.pod))
+				initIn(t, tp, be, "--mode", "NONE")
+				diffSnapshots(t, "after --mode NONE", before, snapshot(t, tp))
 				checkCases(t, tp, uncapturedCases)
 			})
 
 			t.Run("REDIRECT defaults", func(t *testing.T) {
-				initIn(t, tp.pod, be)
+				initIn(t, tp, be)
 				checkCases(t, tp, defaultCases)
 			})
 
 			args := append([]string{be}, exclusionFlags...)
 			t.Run("REDIRECT exclusions, rerun converges", func(t *testing.T) {
-				initIn(t, tp.pod, args...)
+				initIn(t, tp, args...)
 				checkCases(t, tp, exclusionCases)
 				checkCases(t, tp, defaultCases)
 			})
 
 			t.Run("idempotent and dry-run matches", func(t *testing.T) {
-				first := snapshot(t, tp.pod)
-				initIn(t, tp.pod, args...)
-				diffSnapshots(t, "second run", first, snapshot(t, tp.pod))
-				checkDryRunMatches(t, tp.pod, backend, append(args, "--dry-run"))
+				first := snapshot(t, tp)
+				initIn(t, tp, args...)
+				diffSnapshots(t, "second run", first, snapshot(t, tp))
+				checkDryRunMatches(t, tp, backend, append(args, "--dry-run"))
 			})
 
 			t.Run("cleanup restores the ruleset", func(t *testing.T) {
-				initIn(t, tp.pod, be, "--cleanup")
-				diffSnapshots(t, "after --cleanup", before, snapshot(t, tp.pod))
+				initIn(t, tp, be, "--cleanup")
+				diffSnapshots(t, "after --cleanup", before, snapshot(t, tp))
 				checkCases(t, tp, uncapturedCases)
-				initIn(t, tp.pod, be, "--cleanup") // nothing left to remove is fine
-				diffSnapshots(t, "after a second --cleanup", before, snapshot(t, tp.pod))
+				initIn(t, tp, be, "--cleanup") // nothing left to remove is fine
+				diffSnapshots(t, "after a second --cleanup", before, snapshot(t, tp))
 			})
 
 			t.Run("TPROXY", func(t *testing.T) {
-				initIn(t, tp.pod, append(args, "--mode", "TPROXY")...)
+				initIn(t, tp, append(args, "--mode", "TPROXY")...)
 				checkCases(t, tp, exclusionCases)
 				checkCases(t, tp, defaultCases)
-				first := snapshot(t, tp.pod)
+				first := snapshot(t, tp)
 				if !strings.Contains(first, "fwmark 0x539 lookup 133") {
 					t.Errorf("TPROXY policy rule missing:\n%s", first)
 				}
-				initIn(t, tp.pod, append(args, "--mode", "TPROXY")...)
-				diffSnapshots(t, "second TPROXY run", first, snapshot(t, tp.pod))
-				initIn(t, tp.pod, be, "--cleanup")
-				diffSnapshots(t, "after TPROXY --cleanup", before, snapshot(t, tp.pod))
+				initIn(t, tp, append(args, "--mode", "TPROXY")...)
+				diffSnapshots(t, "second TPROXY run", first, snapshot(t, tp))
+				initIn(t, tp, be, "--cleanup")
+				diffSnapshots(t, "after TPROXY --cleanup", before, snapshot(t, tp))
 			})
 		})
 	}
@@ -158,7 +168,7 @@ func TestCaptureInNetns(t *testing.T) {
 func TestFailureIsOneLine(t *testing.T) {
 	requireNetns(t)
 	tp := newTopo(t)
-	before := snapshot(t, tp.pod)
+	before := snapshot(t, tp)
 	tests := map[string]struct {
 		args []string
 		env  []string
@@ -177,7 +187,7 @@ func TestFailureIsOneLine(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			code, stdout, stderr := initResult(t, tp.pod, tc.env, tc.args...)
+			code, stdout, stderr := initResult(t, tp, tc.env, tc.args...)
 			if code != 1 {
 				t.Errorf("exit code = %d, want 1", code)
 			}
@@ -187,17 +197,18 @@ func TestFailureIsOneLine(t *testing.T) {
 			if diff := cmp.Diff(tc.want+"\n", stderr); diff != "" {
 				t.Errorf("stderr (-want +got):\n%s", diff)
 			}
-			diffSnapshots(t, "after the failure", before, snapshot(t, tp.pod))
+			diffSnapshots(t, "after the failure", before, snapshot(t, tp))
 		})
 	}
 }
 
 // checkDryRunMatches compares --dry-run with what the kernel holds: the nft listing of
 // meshwarden's tables, or the rules of meshwarden's iptables chains.
-func checkDryRunMatches(t *testing.T, ns, backend string, args []string) {
+func checkDryRunMatches(t *testing.T, tp topo, backend string, args []string) {
 	t.Helper()
+	ns := tp.pod
 	var want []string
-	for _, l := range strings.Split(initIn(t, ns, args...), "\n") {
+	for _, l := range strings.Split(initIn(t, tp, args...), "\n") {
 		if strings.HasPrefix(l, "#") || l == "" {
 			continue
 		}
@@ -216,7 +227,7 @@ func checkDryRunMatches(t *testing.T, ns, backend string, args []string) {
 		}
 	} else {
 		for _, save := range []string{"iptables-save", "ip6tables-save"} {
-			for _, l := range strings.Split(run(t, "", "ip", "netns", "exec", ns, save), "\n") {
+			for _, l := range strings.Split(run(t, "", "ip", "netns", "exec", ns, tp.tool(save)), "\n") {
 				if strings.HasPrefix(l, "-A ") && strings.Contains(l, iptChainPrefix) {
 					got = append(got, l)
 				}
