@@ -92,13 +92,14 @@ func (in *Injector) decide(pod *podView, ns Namespace, ov Overrides, st *Status)
 
 // userProxy is true when the pod has a container named like ours that an earlier injection did not add.
 func (in *Injector) userProxy(pod *podView, st *Status) bool {
-	if i := indexOf(pod.Spec.Containers, ProxyName); i >= 0 && !st.has(st.Containers, ProxyName) {
+	var ours Status
+	if st != nil {
+		ours = *st
+	}
+	if indexOf(pod.Spec.Containers, ProxyName) >= 0 && indexOfName(ours.Containers, ProxyName) < 0 {
 		return true
 	}
-	if i := indexOf(pod.Spec.InitContainers, ProxyName); i >= 0 && !st.has(st.InitContainers, ProxyName) {
-		return true
-	}
-	return false
+	return indexOf(pod.Spec.InitContainers, ProxyName) >= 0 && indexOfName(ours.InitContainers, ProxyName) < 0
 }
 
 func ptrBool(b bool) *bool { return &b }

@@ -24,14 +24,3 @@ func parseStatus(v string) (*Status, bool) {
 	return &s, true
 }
 
-func (s *Status) has(list []string, name string) bool {
-	if s == nil {
-		return false
-	}
-	for _, n := range list {
-		if n == name {
-			return true
-		}
-	}
-	return false
-}
