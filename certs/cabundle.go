@@ -141,4 +141,3 @@ func (k *keeper) each(f func(kind, name string, ccs []*admissionv1.WebhookClient
 	}
 	return nil
 }
-

@@ -118,7 +118,7 @@ func TestPlan(t *testing.T) {
 			want: outcome{Signer: "old signer", Serving: "new from signer", Bundle: []string{"old signer"}, Action: "issued serving certificate (less than 33% of its life left), valid until 2026-01-01T17"},
 		},
 		"serving cert from another CA is replaced": {
-			cur: State{Signer: fresh.Signer, Serving: other.Serving, Bundle: fresh.Bundle},
+			cur:  State{Signer: fresh.Signer, Serving: other.Serving, Bundle: fresh.Bundle},
 			want: outcome{Signer: "old signer", Serving: "new from signer", Bundle: []string{"old signer"}, Action: "issued serving certificate (not signed by the current CA), valid until 2026-01-01T10"},
 		},
 		"changed names are reissued": {
@@ -130,7 +130,7 @@ func TestPlan(t *testing.T) {
 			want: outcome{Signer: "old signer", Next: "new", Serving: "new from signer", Bundle: []string{"new", "old signer"}, Action: "CA rotation"},
 		},
 		"pending CA waits until the caBundle carries it": {
-			cur: withNext,
+			cur:  withNext,
 			want: outcome{Signer: "old signer", Next: "old next", Serving: "kept", Bundle: []string{"old next", "old signer"}},
 		},
 		"pending CA promoted once injected; old CA stays trusted": {
