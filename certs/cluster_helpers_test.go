@@ -383,3 +383,7 @@ func (b *logBuffer) contains(s string) bool {
 	defer b.mu.Unlock()
 	return strings.Contains(b.buf.String(), s)
 }
+
+func testLogger() logr.Logger { return logr.Discard() }
+
+func slicesEqual(a, b []string) bool { return strings.Join(a, ",") == strings.Join(b, ",") }

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -44,7 +45,7 @@ type Provider struct {
 	log      logr.Logger
 	now      func() time.Time
 
-	view    *view                    // set by Runnables
+	view    atomic.Pointer[view]     // set by Runnables
 	watcher *certwatcher.CertWatcher // files and cert-manager modes
 }
 
@@ -80,6 +81,10 @@ func New(cfg *config.Config, log logr.Logger) (*Provider, error) {
 		w.RegisterCallback(func(tc tls.Certificate) {
 			if p.served.set(&tc) && tc.Leaf != nil {
 				log.Info("serving certificate loaded", "file", certFile, "notAfter", tc.Leaf.NotAfter.Format(time.RFC3339))
+				// A new pair usually comes with a new ca.crt: let the keeper look now.
+				if v := p.view.Load(); v != nil {
+					v.poke()
+				}
 			}
 		})
 		p.watcher = w
@@ -123,10 +128,11 @@ func (p *Provider) Ready(*http.Request) error {
 	if !p.keepsBundle() {
 		return nil
 	}
-	if p.view == nil || !p.view.isSynced() {
+	v := p.view.Load()
+	if v == nil || !v.isSynced() {
 		return errors.New("webhook configurations not watched yet")
 	}
-	return p.view.keeper.trusted(c.Leaf, now)
+	return v.keeper.trusted(c.Leaf, now)
 }
 
 // Runnables are what the mode runs inside the manager: every replica watches (and reloads), the
@@ -145,16 +151,17 @@ func (p *Provider) Runnables(rc *rest.Config) ([]manager.Runnable, error) {
 		return nil, err
 	}
 	log := p.log
-	p.view = newView(client, p.ns, p.cfg.SecretName, p.selector, self, p.keepsBundle(), loadSecret(p.served, log))
-	if p.view.keeper != nil {
-		p.view.keeper.log = log
+	v := newView(client, p.ns, p.cfg.SecretName, p.selector, self, p.keepsBundle(), loadSecret(p.served, log))
+	if v.keeper != nil {
+		v.keeper.log = log
 	}
-	rs = append(rs, p.view)
+	p.view.Store(v)
+	rs = append(rs, v)
 	if self {
 		rs = append(rs, &writer{client: client, namespace: p.ns, secretName: p.cfg.SecretName, policy: p.policy,
-			view: p.view, served: p.served, log: log, now: p.now, settle: caSettle})
+			view: v, served: p.served, log: log, now: p.now, settle: caSettle})
 	} else {
-		rs = append(rs, &fileKeeper{caFile: filepath.Join(p.cfg.Dir, "ca.crt"), view: p.view, log: log})
+		rs = append(rs, &fileKeeper{caFile: filepath.Join(p.cfg.Dir, "ca.crt"), view: v, log: log})
 	}
 	return rs, nil
 }
