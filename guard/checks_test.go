@@ -1,12 +1,14 @@
 package guard_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/meshwarden/meshwarden/config"
 	"github.com/meshwarden/meshwarden/guard"
+	"github.com/meshwarden/meshwarden/guard/load"
 )
 
 func TestHosts(t *testing.T) {
@@ -205,5 +207,36 @@ func TestGatewaysAndHosts(t *testing.T) {
 				t.Errorf("findings (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestDependents(t *testing.T) {
+	l := load.New("default")
+	docs := []string{storeGw, reviews,
+		vs("store", "a", `{hosts: ["*"], gateways: [store-gateway], http: [{route: [{destination: {host: reviews.default.svc.cluster.local}}]}]}`),
+		vs("web", "b", `{hosts: ["*"], gateways: [store-gateway.store.svc.cluster.local]}`),
+		vs("default", "c", route("reviews")),
+		vs("default", "d", route("other")),
+		dr("default", "reviews", `{host: reviews}`), dr("web", "x", `{host: reviews}`),
+	}
+	if err := l.AddReader("t", strings.NewReader(strings.Join(docs, "\n---\n"))); err != nil {
+		t.Fatal(err)
+	}
+	s := l.Snapshot()
+	var gateway, service any
+	for _, g := range s.Gateways {
+		gateway = g
+	}
+	for _, sv := range s.Services {
+		service = sv
+	}
+	o := guard.DefaultOptions()
+	want := []guard.Resource{{Kind: "VirtualService", Namespace: "store", Name: "a"}, {Kind: "VirtualService", Namespace: "web", Name: "b"}}
+	if diff := cmp.Diff(want, guard.Dependents(s, o, gateway)); diff != "" {
+		t.Errorf("Gateway dependents (-want +got):\n%s", diff)
+	}
+	want = []guard.Resource{{Kind: "VirtualService", Namespace: "default", Name: "c"}, {Kind: "VirtualService", Namespace: "store", Name: "a"}, {Kind: "DestinationRule", Namespace: "default", Name: "reviews"}}
+	if diff := cmp.Diff(want, guard.Dependents(s, o, service)); diff != "" {
+		t.Errorf("Service dependents (-want +got):\n%s", diff)
 	}
 }

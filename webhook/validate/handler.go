@@ -1,0 +1,251 @@
+// Package validate is the /validate admission handler: the config guard's front at `kubectl apply`
+// time. It checks Istio Gateways, VirtualServices and DestinationRules with package guard against the
+// cluster as cached, warns about deleting a Gateway or Service that others still reference, and denies
+// workloads whose pod template carries an invalid meshwarden annotation.
+package validate
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/go-logr/logr"
+	networking "istio.io/client-go/pkg/apis/networking/v1"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/meshwarden/meshwarden/config"
+	"github.com/meshwarden/meshwarden/guard"
+	"github.com/meshwarden/meshwarden/guard/load"
+)
+
+// ModeLabel is the namespace label that selects the guard mode: warn, deny or off.
+const ModeLabel = "meshwarden.io/config-guard"
+
+// MaxWarning is the longest admission warning sent; kubectl prints each on one line.
+const MaxWarning = 119
+
+// Handler answers /validate.
+type Handler struct {
+	// Cache reads the cluster as the manager's cache sees it.
+	Cache client.Reader
+	// API reads the API server directly; a miss in the cache is confirmed here before a denial, since
+	// the cache can be milliseconds behind an object created by the same `kubectl apply`.
+	API         client.Reader
+	Options     guard.Options
+	DefaultMode config.GuardMode
+	Log         logr.Logger
+}
+
+var _ admission.Handler = (*Handler)(nil)
+
+// Handle decides one request. Dry-run requests take exactly the same path: a dry run must predict.
+func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	log := h.Log.WithValues("kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name, "operation", req.Operation, "uid", req.UID)
+	mode, err := h.mode(ctx, req.Namespace)
+	if err != nil {
+		log.Error(err, "reading the namespace's guard mode")
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("reading namespace %q: %w", req.Namespace, err))
+	}
+	if mode == config.GuardOff {
+		return admission.Allowed("")
+	}
+	switch req.Kind.Group {
+	case "apps", "batch":
+		return h.workload(req)
+	case "networking.istio.io":
+		if req.Operation == admissionv1.Delete {
+			return h.deleted(ctx, log, req)
+		}
+		return h.config(ctx, log, req, mode)
+	case "":
+		if req.Kind.Kind == "Service" && req.Operation == admissionv1.Delete {
+			return h.deleted(ctx, log, req)
+		}
+	}
+	return admission.Allowed("")
+}
+
+// mode is the namespace's label value, else the configured default. A cluster-scoped request has none.
+func (h *Handler) mode(ctx context.Context, ns string) (config.GuardMode, error) {
+	if ns == "" {
+		return h.DefaultMode, nil
+	}
+	var n corev1.Namespace
+	if err := h.Cache.Get(ctx, client.ObjectKey{Name: ns}, &n); err != nil {
+		if apierrors.IsNotFound(err) {
+			return h.DefaultMode, nil
+		}
+		return "", err
+	}
+	switch m := config.GuardMode(n.Labels[ModeLabel]); m {
+	case config.GuardWarn, config.GuardDeny, config.GuardOff:
+		return m, nil
+	}
+	return h.DefaultMode, nil
+}
+
+// config checks a Gateway, VirtualService or DestinationRule being created or updated.
+func (h *Handler) config(ctx context.Context, log logr.Logger, req admission.Request, mode config.GuardMode) admission.Response {
+	obj, err := decodeIstio(req.Kind.Kind, req.Object.Raw, req.Namespace)
+	if err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	if obj == nil {
+		return admission.Allowed("") // ServiceEntry: nothing of its own to check
+	}
+	var old any
+	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
+		if old, err = decodeIstio(req.Kind.Kind, req.OldObject.Raw, req.Namespace); err != nil {
+			return admission.Errored(http.StatusBadRequest, err)
+		}
+	}
+	findings, introduced, err := h.evaluate(ctx, h.Cache, obj, old)
+	if err != nil {
+		log.Error(err, "reading the cluster from the cache")
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	if mode == config.GuardDeny && guard.HasErrors(introduced) {
+		// Confirm against the API server before saying no.
+		if findings, introduced, err = h.evaluate(ctx, h.API, obj, old); err != nil {
+			log.Error(err, "confirming findings with an uncached read")
+			return admission.Errored(http.StatusInternalServerError, err)
+		}
+		if guard.HasErrors(introduced) {
+			log.Info("denied", "findings", len(introduced))
+			return denied(introduced)
+		}
+	}
+	return admission.Allowed("").WithWarnings(warnings(findings)...)
+}
+
+// evaluate returns the object's findings and those of them its previous version did not have.
+func (h *Handler) evaluate(ctx context.Context, r client.Reader, obj, old any) (all, introduced []guard.Finding, err error) {
+	l := load.New("")
+	var opts []client.ListOption
+	if r == h.Cache {
+		opts = append(opts, client.UnsafeDisableDeepCopy) // the snapshot only reads
+	}
+	if err := l.AddCluster(ctx, r, opts...); err != nil {
+		return nil, nil, err
+	}
+	l.AddObject(obj)
+	snap := l.Snapshot()
+	all = guard.CheckObject(snap, h.Options, obj)
+	if old == nil {
+		return all, all, nil
+	}
+	before := map[string]bool{}
+	for _, f := range guard.CheckObject(snap, h.Options, old) {
+		before[f.Key()] = true
+	}
+	for _, f := range all {
+		if !before[f.Key()] {
+			introduced = append(introduced, f)
+		}
+	}
+	return all, introduced, nil
+}
+
+// deleted warns when a Gateway or Service that others reference is deleted; it never denies, since
+// deleting is how one replaces an object.
+func (h *Handler) deleted(ctx context.Context, log logr.Logger, req admission.Request) admission.Response {
+	var target any
+	switch req.Kind.Kind {
+	case "Gateway":
+		target = &networking.Gateway{}
+	case "Service":
+		target = &corev1.Service{}
+	default:
+		return admission.Allowed("")
+	}
+	// The name and namespace come from the request: oldObject may be absent on old API servers.
+	switch t := target.(type) {
+	case *networking.Gateway:
+		t.Name, t.Namespace = req.Name, req.Namespace
+	case *corev1.Service:
+		t.Name, t.Namespace = req.Name, req.Namespace
+	}
+	l := load.New("")
+	if err := l.AddCluster(ctx, h.Cache, client.UnsafeDisableDeepCopy); err != nil {
+		log.Error(err, "reading the cluster from the cache")
+		return admission.Allowed("").WithWarnings("meshwarden could not list the objects that reference this one")
+	}
+	deps := guard.Dependents(l.Snapshot(), h.Options, target)
+	if len(deps) == 0 {
+		return admission.Allowed("")
+	}
+	return admission.Allowed("").WithWarnings(dependentsWarning(req.Kind.Kind, req.Namespace+"/"+req.Name, deps))
+}
+
+func dependentsWarning(kind, name string, deps []guard.Resource) string {
+	head := fmt.Sprintf("%s %s is still referenced by ", kind, name)
+	var parts []string
+	for i, d := range deps {
+		p := d.String()
+		rest := len(deps) - i
+		tail := ""
+		if rest > 1 {
+			tail = fmt.Sprintf(" and %d more", rest-1)
+		}
+		if utf8.RuneCountInString(head+strings.Join(append(parts, p), ", ")+tail) > MaxWarning {
+			return head + strings.Join(parts, ", ") + fmt.Sprintf(" and %d more", rest)
+		}
+		parts = append(parts, p)
+	}
+	return head + strings.Join(parts, ", ")
+}
+
+// decodeIstio reads any served version (v1, v1beta1, v1alpha3: the same schema) into the v1 type.
+func decodeIstio(kind string, raw []byte, ns string) (any, error) {
+	var obj interface{ SetNamespace(string) }
+	switch kind {
+	case "VirtualService":
+		obj = &networking.VirtualService{}
+	case "DestinationRule":
+		obj = &networking.DestinationRule{}
+	case "Gateway":
+		obj = &networking.Gateway{}
+	default:
+		return nil, nil
+	}
+	if err := json.Unmarshal(raw, obj); err != nil {
+		return nil, fmt.Errorf("decoding the %s: %w", kind, err)
+	}
+	if ns != "" {
+		obj.SetNamespace(ns) // a CREATE may omit metadata.namespace; the request carries it
+	}
+	return obj, nil
+}
+
+// warnings are one line each, under kubectl's comfortable width.
+func warnings(fs []guard.Finding) []string {
+	out := make([]string, 0, len(fs))
+	for _, f := range fs {
+		out = append(out, truncate(f.Short(), MaxWarning))
+	}
+	return out
+}
+
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+// denied lists every introduced finding with its field path.
+func denied(fs []guard.Finding) admission.Response {
+	msgs := make([]string, len(fs))
+	for i, f := range fs {
+		msgs[i] = f.Short()
+	}
+	return admission.Denied("meshwarden config guard: " + strings.Join(msgs, "; "))
+}

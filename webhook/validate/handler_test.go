@@ -1,0 +1,203 @@
+package validate
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/go-logr/logr"
+	"github.com/google/go-cmp/cmp"
+	"istio.io/api/networking/v1alpha3"
+	networking "istio.io/client-go/pkg/apis/networking/v1"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/meshwarden/meshwarden/config"
+	"github.com/meshwarden/meshwarden/guard"
+)
+
+func scheme(t *testing.T) *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := networking.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func namespace(name, mode string) *corev1.Namespace {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if mode != "" {
+		ns.Labels = map[string]string{ModeLabel: mode}
+	}
+	return ns
+}
+
+func gateway(ns, name string) *networking.Gateway {
+	gw := &networking.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	gw.Spec.Servers = []*v1alpha3.Server{{Port: &v1alpha3.Port{Number: 80, Name: "http", Protocol: "HTTP"}, Hosts: []string{"*"}}}
+	return gw
+}
+
+func service(ns, name string) *corev1.Service {
+	return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}
+}
+
+func destinationRule(ns, name, host string) *networking.DestinationRule {
+	dr := &networking.DestinationRule{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	dr.Spec.Host = host
+	return dr
+}
+
+// vsJSON is a VirtualService as kubectl sends it, in the given API version.
+func vsJSON(version, ns, gw string) []byte {
+	return []byte(`{"apiVersion":"networking.istio.io/` + version + `","kind":"VirtualService","metadata":{"name":"app","namespace":"` + ns + `"},` +
+		`"spec":{"hosts":["*"],"gateways":["` + gw + `"]}}`)
+}
+
+func request(op admissionv1.Operation, group, version, kind, ns, name string, obj, old []byte) admission.Request {
+	return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		UID: "uid-1", Kind: metav1.GroupVersionKind{Group: group, Version: version, Kind: kind}, Namespace: ns, Name: name, Operation: op,
+		Object: runtime.RawExtension{Raw: obj}, OldObject: runtime.RawExtension{Raw: old},
+	}}
+}
+
+type result struct {
+	Allowed  bool
+	Message  string
+	Warnings []string
+}
+
+func TestHandle(t *testing.T) {
+	base := []client.Object{namespace("warned", ""), namespace("strict", "deny"), namespace("quiet", "off"), gateway("store", "store-gateway")}
+	tests := map[string]struct {
+		cache, api []client.Object
+		req        admission.Request
+		want       result
+	}{
+		"warn mode admits with a warning": {
+			req: request(admissionv1.Create, "networking.istio.io", "v1", "VirtualService", "warned", "app", vsJSON("v1", "warned", "store/store-gatewy"), nil),
+			want: result{Allowed: true, Warnings: []string{
+				`[MW0101] spec.gateways[0]: Gateway "store/store-gatewy" not found; did you mean "store-gateway"?`,
+			}},
+		},
+		"deny mode denies with the field path": {
+			req:  request(admissionv1.Create, "networking.istio.io", "v1beta1", "VirtualService", "strict", "app", vsJSON("v1beta1", "strict", "store/store-gatewy"), nil),
+			want: result{Message: `meshwarden config guard: [MW0101] spec.gateways[0]: Gateway "store/store-gatewy" not found; did you mean "store-gateway"?`},
+		},
+		"dry run is denied the same": {
+			req: func() admission.Request {
+				r := request(admissionv1.Create, "networking.istio.io", "v1alpha3", "VirtualService", "strict", "app", vsJSON("v1alpha3", "strict", "nope"), nil)
+				r.DryRun = ptr.To(true)
+				return r
+			}(),
+			want: result{Message: `meshwarden config guard: [MW0101] spec.gateways[0]: Gateway "strict/nope" not found`},
+		},
+		"deny mode: a miss in the cache found by the uncached read is admitted": {
+			api:  []client.Object{gateway("strict", "fresh")},
+			req:  request(admissionv1.Create, "networking.istio.io", "v1", "VirtualService", "strict", "app", vsJSON("v1", "strict", "fresh"), nil),
+			want: result{Allowed: true},
+		},
+		"deny mode: an update that leaves a broken reference as it was is admitted with a warning": {
+			req: request(admissionv1.Update, "networking.istio.io", "v1", "VirtualService", "strict", "app",
+				vsJSON("v1", "strict", "nope"), vsJSON("v1", "strict", "nope")),
+			want: result{Allowed: true, Warnings: []string{`[MW0101] spec.gateways[0]: Gateway "strict/nope" not found`}},
+		},
+		"deny mode: an update that breaks a reference is denied": {
+			req: request(admissionv1.Update, "networking.istio.io", "v1", "VirtualService", "strict", "app",
+				vsJSON("v1", "strict", "nope"), vsJSON("v1", "strict", "store/store-gateway")),
+			want: result{Message: `meshwarden config guard: [MW0101] spec.gateways[0]: Gateway "strict/nope" not found`},
+		},
+		"off mode admits silently": {
+			req:  request(admissionv1.Create, "networking.istio.io", "v1", "VirtualService", "quiet", "app", vsJSON("v1", "quiet", "nope"), nil),
+			want: result{Allowed: true},
+		},
+		"deleting a referenced Gateway warns with its dependents": {
+			cache: []client.Object{vsObject("web", "a", "store/store-gateway"), vsObject("store", "b", "store-gateway")},
+			req:   request(admissionv1.Delete, "networking.istio.io", "v1", "Gateway", "store", "store-gateway", nil, nil),
+			want:  result{Allowed: true, Warnings: []string{"Gateway store/store-gateway is still referenced by VirtualService store/b, VirtualService web/a"}},
+		},
+		"deleting a referenced Service warns with its dependents": {
+			cache: []client.Object{service("warned", "reviews"), destinationRule("warned", "reviews", "reviews")},
+			req:   request(admissionv1.Delete, "", "v1", "Service", "warned", "reviews", nil, nil),
+			want:  result{Allowed: true, Warnings: []string{"Service warned/reviews is still referenced by DestinationRule warned/reviews"}},
+		},
+		"deleting an unreferenced Service": {
+			cache: []client.Object{service("warned", "reviews")},
+			req:   request(admissionv1.Delete, "", "v1", "Service", "warned", "reviews", nil, nil),
+			want:  result{Allowed: true},
+		},
+		"ServiceEntry is admitted": {
+			req:  request(admissionv1.Create, "networking.istio.io", "v1", "ServiceEntry", "strict", "se", []byte(`{"spec":{"hosts":["a.example.com"]}}`), nil),
+			want: result{Allowed: true},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			s := scheme(t)
+			cache := fake.NewClientBuilder().WithScheme(s).WithObjects(append(base, tc.cache...)...).Build()
+			api := fake.NewClientBuilder().WithScheme(s).WithObjects(append(append(base, tc.cache...), tc.api...)...).Build()
+			h := &Handler{Cache: cache, API: api, Options: guard.DefaultOptions(), DefaultMode: config.GuardWarn, Log: logr.Discard()}
+			resp := h.Handle(context.Background(), tc.req)
+			got := result{Allowed: resp.Allowed, Warnings: resp.Warnings}
+			if resp.Result != nil && !resp.Allowed {
+				got.Message = resp.Result.Message
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("response (-want +got):\n%s", diff)
+			}
+			for _, w := range resp.Warnings {
+				if n := len([]rune(w)); n >= 120 {
+					t.Errorf("warning of %d characters, want under 120: %q", n, w)
+				}
+			}
+		})
+	}
+}
+
+func vsObject(ns, name, gw string) *networking.VirtualService {
+	vs := &networking.VirtualService{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	vs.Spec.Hosts = []string{"*"}
+	vs.Spec.Gateways = []string{gw}
+	return vs
+}
+
+func TestWorkloadAnnotations(t *testing.T) {
+	deploy := func(ann string) []byte {
+		return []byte(`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},"spec":{"template":{"metadata":{"annotations":{` + ann + `}}}}}`)
+	}
+	cron := []byte(`{"apiVersion":"batch/v1","kind":"CronJob","metadata":{"name":"c"},"spec":{"jobTemplate":{"spec":{"template":{"metadata":{"annotations":{"sidecar.meshwarden.io/proxyCPU":"lots"}}}}}}}`)
+	tests := map[string]struct {
+		req         admission.Request
+		wantAllowed bool
+		wantIn      string
+	}{
+		"valid":                 {req: request(admissionv1.Create, "apps", "v1", "Deployment", "warned", "d", deploy(`"sidecar.meshwarden.io/proxyCPU":"100m"`), nil), wantAllowed: true},
+		"no annotations":        {req: request(admissionv1.Update, "apps", "v1", "Deployment", "warned", "d", deploy(``), nil), wantAllowed: true},
+		"invalid Deployment":    {req: request(admissionv1.Create, "apps", "v1", "Deployment", "warned", "d", deploy(`"sidecar.meshwarden.io/proxyCPU":"lots"`), nil), wantIn: `spec.template.metadata.annotations[sidecar.meshwarden.io/proxyCPU]`},
+		"invalid CronJob":       {req: request(admissionv1.Create, "batch", "v1", "CronJob", "warned", "c", cron, nil), wantIn: `spec.jobTemplate.spec.template.metadata.annotations[sidecar.meshwarden.io/proxyCPU]`},
+		"delete is not checked": {req: request(admissionv1.Delete, "apps", "v1", "Deployment", "warned", "d", nil, nil), wantAllowed: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			c := fake.NewClientBuilder().WithScheme(scheme(t)).WithObjects(namespace("warned", "")).Build()
+			h := &Handler{Cache: c, API: c, Options: guard.DefaultOptions(), DefaultMode: config.GuardWarn, Log: logr.Discard()}
+			resp := h.Handle(context.Background(), tc.req)
+			if resp.Allowed != tc.wantAllowed {
+				t.Fatalf("allowed = %v, want %v (%v)", resp.Allowed, tc.wantAllowed, resp.Result)
+			}
+			if tc.wantIn != "" && !strings.Contains(resp.Result.Message, tc.wantIn) {
+				t.Errorf("message %q does not name %q", resp.Result.Message, tc.wantIn)
+			}
+		})
+	}
+}
