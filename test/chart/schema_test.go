@@ -1,0 +1,84 @@
+package chart
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// schemaError is how helm reports values that values.schema.json refuses.
+const schemaError = "values don't meet the specifications of the schema"
+
+// TestSchemaRefusals: nonsense values fail `helm template` with helm's schema error naming the value.
+func TestSchemaRefusals(t *testing.T) {
+	cases := map[string]struct {
+		set  []string
+		want string
+	}{
+		"replicaCount not a number":      {[]string{"replicaCount=lots"}, "/replicaCount"},
+		"zero replicas":                  {[]string{"replicaCount=0"}, "/replicaCount"},
+		"unknown cert mode":              {[]string{"certs.mode=vault"}, "/certs/mode"},
+		"files mode without Secret":      {[]string{"certs.mode=files"}, "/certs/files/secretName"},
+		"failurePolicy":                  {[]string{"webhook.failurePolicy=Sometimes"}, "/webhook/failurePolicy"},
+		"timeout over 30s":               {[]string{"webhook.timeoutSeconds=60"}, "/webhook/timeoutSeconds"},
+		"reinvocationPolicy":             {[]string{"webhook.reinvocationPolicy=Always"}, "/webhook/reinvocationPolicy"},
+		"guard mode":                     {[]string{"guard.defaultMode=loud"}, "/guard/defaultMode"},
+		"injection policy":               {[]string{"injection.defaultPolicy=sometimes"}, "/injection/defaultPolicy"},
+		"xDS address without port":       {[]string{"injection.xdsAddress=istiod"}, "/injection/xdsAddress"},
+		"proxy CPU not a quantity":       {[]string{"injection.proxyResources.requests.cpu=lots"}, "/injection/proxyResources/requests/cpu"},
+		"interception mode":              {[]string{"injection.interceptionMode=MAGIC"}, "/injection/interceptionMode"},
+		"duration":                       {[]string{"leaderElection.leaseDuration=15"}, "/leaderElection/leaseDuration"},
+		"log level":                      {[]string{"log.level=verbose"}, "/log/level"},
+		"misspelt top-level key":         {[]string{"replicas=3"}, "additional properties 'replicas'"},
+		"misspelt nested key":            {[]string{"webhook.failurePolicyy=Fail"}, "additional properties 'failurePolicyy'"},
+		"template name":                  {[]string{"injection.customTemplates.bad/name=x"}, "invalid propertyName 'bad/name'"},
+		"no leader election, 2 replicas": {[]string{"leaderElection.enabled=false"}, "/replicaCount"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, stderr, err := runHelm(t, renderCase{set: c.set}.args(t)...)
+			if err == nil {
+				t.Fatalf("--set %s was accepted", strings.Join(c.set, ","))
+			}
+			if !strings.Contains(stderr, schemaError) || !strings.Contains(stderr, c.want) {
+				t.Errorf("want helm's schema error naming %q, got:\n%s", c.want, stderr)
+			}
+		})
+	}
+}
+
+// TestSchemaAccepts: reasonable settings outside the golden cases pass the schema.
+func TestSchemaAccepts(t *testing.T) {
+	cases := map[string][]string{
+		"files mode":               {"certs.mode=files", "certs.files.secretName=my-tls"},
+		"one replica, no election": {"replicaCount=1", "leaderElection.enabled=false"},
+		"ClusterIssuer":            {"certs.mode=cert-manager", "certs.certManager.issuerRef.name=corp-ca", "certs.certManager.issuerRef.kind=ClusterIssuer"},
+		"percent PDB":              {"podDisruptionBudget.maxUnavailable=50%"},
+		"guard off":                {"guard.enabled=false"},
+		"numeric proxy CPU":        {"injection.proxyResources.requests.cpu=0.5"},
+	}
+	for name, set := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			render(t, renderCase{set: set})
+		})
+	}
+}
+
+// TestLint: `helm lint --strict` passes with the default values and every golden case's values.
+func TestLint(t *testing.T) {
+	for _, name := range caseNames() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			args := []string{"lint", "--strict", chartDir(t), "--namespace", releaseNS, "--kube-version", kubeVersion}
+			for _, v := range goldenCases[name].values {
+				args = append(args, "--values", filepath.Join("testdata", "values", v))
+			}
+			out, stderr, err := runHelm(t, args...)
+			if err != nil || strings.Contains(out, "[WARNING]") || strings.Contains(out, "[ERROR]") {
+				t.Errorf("helm lint: %v\n%s%s", err, out, stderr)
+			}
+		})
+	}
+}
