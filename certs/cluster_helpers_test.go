@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,10 +25,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/meshwarden/meshwarden/certs/internal/testapi"
 	"github.com/meshwarden/meshwarden/config"
 )
 
@@ -37,48 +36,10 @@ import (
 // binaries `make tools` builds into bin/). The API server itself calls the test webhook, so "the
 // caBundle trusts the served certificate" is checked the way it matters.
 
-var (
-	envOnce sync.Once
-	env     *envtest.Environment
-	envCfg  *rest.Config
-	envErr  error
-)
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if env != nil {
-		_ = env.Stop()
-	}
+	testapi.Stop()
 	os.Exit(code)
-}
-
-// apiServer returns an admin config for the shared test API server, starting it on first use. It
-// skips when the binaries are missing, except under CI=true where that is a failure.
-func apiServer(t *testing.T) *rest.Config {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("integration test: needs a real API server (-short given)")
-	}
-	bin := os.Getenv("MESHWARDEN_BIN")
-	if bin == "" {
-		bin, _ = filepath.Abs("../bin")
-	}
-	for _, b := range []string{"kube-apiserver", "etcd"} {
-		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s missing from %s: run `make tools` first", b, bin)
-			}
-			t.Skipf("%s missing from %s: run `make tools` to enable this integration test", b, bin)
-		}
-	}
-	envOnce.Do(func() {
-		env = &envtest.Environment{BinaryAssetsDirectory: bin, ControlPlaneStartTimeout: 3 * time.Minute, ControlPlaneStopTimeout: time.Minute}
-		envCfg, envErr = env.Start()
-	})
-	if envErr != nil {
-		t.Fatalf("starting kube-apiserver and etcd from %s: %v", bin, envErr)
-	}
-	return rest.CopyConfig(envCfg)
 }
 
 // fixtureEnv is one test's isolated corner of the API server: its own namespace (for the Secret and
@@ -98,7 +59,7 @@ type fixtureEnv struct {
 }
 
 func newFixture(t *testing.T, name string) *fixtureEnv {
-	rc := apiServer(t)
+	rc := testapi.Config(t)
 	f := &fixtureEnv{t: t, rc: rc, client: kubernetes.NewForConfigOrDie(rc), name: name, logs: &logBuffer{}}
 	// Registered first, so it runs last: after the managers have stopped logging.
 	t.Cleanup(func() {
