@@ -15,8 +15,11 @@ var update = flag.Bool("update", false, "rewrite testdata golden files")
 
 func TestYAMLGolden(t *testing.T) {
 	tests := map[string]func(*config.Config){
-		"defaults":   func(*config.Config) {},
-		"extra-sans": func(c *config.Config) { c.Certs.ExtraSANs = []string{"webhook.example.com", "10.0.0.7"}; c.Namespace = "mesh" },
+		"defaults": func(*config.Config) {},
+		"extra-sans": func(c *config.Config) {
+			c.Certs.ExtraSANs = []string{"webhook.example.com", "10.0.0.7"}
+			c.Namespace = "mesh"
+		},
 	}
 	for name, mut := range tests {
 		t.Run(name, func(t *testing.T) {
