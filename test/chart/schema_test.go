@@ -57,6 +57,7 @@ func TestSchemaAccepts(t *testing.T) {
 		"percent PDB":              {"podDisruptionBudget.maxUnavailable=50%"},
 		"guard off":                {"guard.enabled=false"},
 		"numeric proxy CPU":        {"injection.proxyResources.requests.cpu=0.5"},
+		"out-of-cluster webhook":   {"webhook.url=https://127.0.0.1:9443", "certs.extraSANs={127.0.0.1}"},
 	}
 	for name, set := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -97,11 +97,15 @@ meshwarden's pods (and the ReplicaSets that create them) never wait for meshward
 {{/* Where the API server sends admission requests for path (passed as .path). */}}
 {{- define "meshwarden.clientConfig" -}}
 {{- $root := .root -}}
+{{- if $root.Values.webhook.url -}}
+url: {{ printf "%s%s" (trimSuffix "/" $root.Values.webhook.url) .path | quote }}
+{{- else -}}
 service:
   name: {{ include "meshwarden.serviceName" $root }}
   namespace: {{ $root.Release.Namespace | quote }}
   path: {{ .path }}
   port: 443
+{{- end }}
 {{- if and (eq $root.Values.certs.mode "files") $root.Values.certs.files.caBundle }}
 caBundle: {{ $root.Values.certs.files.caBundle | quote }}
 {{- end }}
