@@ -27,6 +27,9 @@ import (
 
 // Options are the inputs, all taken from the config file by FromConfig.
 type Options struct {
+	// Prefix names the Issuers and the CA Certificate (<prefix>-selfsigned, <prefix>-ca): the chart's
+	// fullname. The serving Certificate is named after the Service.
+	Prefix        string
 	Namespace     string
 	ServiceName   string
 	SecretName    string // the serving certificate's Secret, mounted at certs.dir
@@ -40,14 +43,14 @@ type Options struct {
 func FromConfig(cfg *config.Config) Options {
 	c := cfg.Certs
 	return Options{
-		Namespace: cfg.Namespace, ServiceName: c.ServiceName, SecretName: c.SecretName, ExtraSANs: c.ExtraSANs,
+		Prefix: "meshwarden", Namespace: cfg.Namespace, ServiceName: c.ServiceName, SecretName: c.SecretName, ExtraSANs: c.ExtraSANs,
 		CAValidity: c.CAValidity.Duration, CertValidity: c.CertValidity.Duration, RenewFraction: c.RenewFraction,
 	}
 }
 
 // Names of the objects, derived from the Service name.
-func (o Options) selfSignedIssuer() string { return o.ServiceName + "-selfsigned" }
-func (o Options) caName() string           { return o.ServiceName + "-ca" }
+func (o Options) selfSignedIssuer() string { return o.Prefix + "-selfsigned" }
+func (o Options) caName() string           { return o.Prefix + "-ca" }
 func (o Options) servingName() string      { return o.ServiceName }
 
 // InjectCAFrom is the value of the cert-manager.io/inject-ca-from annotation on meshwarden's webhook
