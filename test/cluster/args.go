@@ -26,6 +26,9 @@ func (c *Cluster) apiserverArgs(etcdPort int) []string {
 	return []string{
 		"--etcd-servers=http://127.0.0.1:" + strconv.Itoa(etcdPort),
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+		// The endpoint reconciler refuses loopback addresses, and nothing here needs the
+		// "kubernetes" Service to have endpoints.
+		"--endpoint-reconciler-type=none",
 		"--secure-port=" + strconv.Itoa(c.apiPort),
 		"--tls-cert-file=" + f("apiserver.crt"), "--tls-private-key-file=" + f("apiserver.key"),
 		"--client-ca-file=" + f("ca.crt"),

@@ -19,7 +19,10 @@ type MeshwardenOptions struct {
 	Binary string
 	// Namespace is meshwarden's own namespace (--namespace); default "meshwarden".
 	Namespace string
-	// Args are extra `serve` flags, e.g. --config or --templates-dir.
+	// Config is extra top-level YAML for the config file (see config/), e.g. "injection: {...}".
+	// The helper's file already sets certs (files mode, the throwaway certificate); do not repeat it.
+	Config string
+	// Args are extra `serve` flags, e.g. --templates-dir.
 	Args []string
 }
 
@@ -78,6 +81,15 @@ func (c *Cluster) StartMeshwarden(ctx context.Context, o MeshwardenOptions) (*Me
 	if _, _, err := serving.Write(certDir, "tls"); err != nil {
 		return nil, err
 	}
+	if err := os.WriteFile(filepath.Join(certDir, "ca.crt"), ca.CertPEM, 0o600); err != nil {
+		return nil, err
+	}
+	// files mode: serve the certificate we made; meshwarden keeps caBundle equal to our ca.crt.
+	configFile := filepath.Join(c.dir, "meshwarden.yaml")
+	config := fmt.Sprintf("apiVersion: config.meshwarden.io/v1alpha1\nkind: MeshwardenConfig\ncerts:\n  mode: files\n  dir: %s\n%s\n", certDir, o.Config)
+	if err := os.WriteFile(configFile, []byte(config), 0o600); err != nil {
+		return nil, err
+	}
 	ports, err := freePorts(3)
 	if err != nil {
 		return nil, err
@@ -89,7 +101,7 @@ func (c *Cluster) StartMeshwarden(ctx context.Context, o MeshwardenOptions) (*Me
 		WebhookPort: ports[0], HealthPort: ports[1], MetricsPort: ports[2],
 		CertDir: certDir, CA: ca, Namespace: o.Namespace,
 	}
-	args := append([]string{"serve",
+	args := append([]string{"serve", "--config=" + configFile,
 		"--kubeconfig=" + c.kubeconfig, "--namespace=" + o.Namespace,
 		"--webhook-host=127.0.0.1", "--webhook-port=" + strconv.Itoa(m.WebhookPort),
 		"--cert-dir=" + certDir,
