@@ -75,3 +75,17 @@ func binDir() string {
 		}
 	}
 }
+
+// User returns a config for a new user of the shared API server with no permissions of its own, for
+// tests of the RBAC rules meshwarden needs.
+func User(t testing.TB, name string) *rest.Config {
+	t.Helper()
+	if env == nil {
+		t.Fatal("testapi.User before testapi.Config")
+	}
+	u, err := env.AddUser(envtest.User{Name: name}, nil)
+	if err != nil {
+		t.Fatalf("adding user %s: %v", name, err)
+	}
+	return rest.CopyConfig(u.Config())
+}
