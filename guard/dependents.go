@@ -128,3 +128,6 @@ func contains(s []string, v string) bool {
 	}
 	return false
 }
+
+// ResolveHost expands a host as written in an object of namespace ns, the way the checks do.
+func ResolveHost(h, ns string, o Options) string { return resolveHost(h, ns, o.withDefaults().ClusterDomain) }

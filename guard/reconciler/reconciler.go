@@ -1,0 +1,158 @@
+// Package reconciler is the config guard's continuous front: a leader-elected controller that re-checks
+// the Istio objects that depend on something that appeared, changed or disappeared, and tells their
+// owners through Events (Warning BrokenReference, Normal ReferencesResolved) and Prometheus gauges. A
+// second controller reports pods that run without the sidecar in injection-enabled namespaces.
+package reconciler
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	networking "istio.io/client-go/pkg/apis/networking/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/meshwarden/meshwarden/guard"
+	"github.com/meshwarden/meshwarden/guard/load"
+)
+
+// Event reasons.
+const (
+	ReasonBrokenReference    = "BrokenReference"
+	ReasonReferencesResolved = "ReferencesResolved"
+	ReasonSidecarMissing     = "SidecarMissing"
+)
+
+// Recorder is the part of an events.k8s.io recorder the reconcilers use (mgr.GetEventRecorder fits).
+type Recorder interface {
+	Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any)
+}
+
+// Key names one checked object. The controller's queue holds Keys, so one controller serves the
+// three kinds and one snapshot is shared by all of them.
+type Key struct {
+	Kind      string // guard.KindVirtualService, guard.KindDestinationRule or guard.KindGateway
+	Namespace string
+	Name      string
+}
+
+func (k Key) String() string { return k.Kind + " " + k.Namespace + "/" + k.Name }
+
+// Reconciler checks one object per call against a snapshot of the cache.
+type Reconciler struct {
+	Client   client.Reader
+	Recorder Recorder
+	Options  guard.Options
+	// Debounce is how long a change waits before its dependents are checked, so that a burst (kubectl
+	// apply -f dir/) costs one snapshot and one check per dependent.
+	Debounce time.Duration
+	Metrics  *Metrics
+	Log      logr.Logger
+
+	mu    sync.Mutex
+	snap  *guard.Snapshot
+	dirty bool
+	last  map[Key][]guard.Finding // findings at the previous check, to tell new ones and healing apart
+}
+
+// Invalidate marks the snapshot stale; every watch event calls it.
+func (r *Reconciler) Invalidate() {
+	r.mu.Lock()
+	r.dirty = true
+	r.mu.Unlock()
+}
+
+// snapshot returns the shared snapshot, rebuilt from the cache when a watch event made it stale. Rebuilds
+// are lazy, so a burst of events costs one rebuild when its first dependent is checked.
+func (r *Reconciler) snapshot(ctx context.Context) (*guard.Snapshot, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.snap != nil && !r.dirty {
+		return r.snap, nil
+	}
+	l := load.New("")
+	if err := l.AddCluster(ctx, r.Client, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, err
+	}
+	r.snap, r.dirty = l.Snapshot(), false
+	return r.snap, nil
+}
+
+// Reconcile checks the object and records what changed since its last check.
+func (r *Reconciler) Reconcile(ctx context.Context, key Key) (reconcile.Result, error) {
+	start := time.Now()
+	defer func() { r.Metrics.ReconcileSeconds.Observe(time.Since(start).Seconds()) }()
+	obj, err := r.get(ctx, key)
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			r.record(key, nil, nil)
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, err
+	}
+	snap, err := r.snapshot(ctx)
+	if err != nil {
+		return reconcile.Result{}, fmt.Errorf("building the snapshot: %w", err)
+	}
+	r.record(key, obj, guard.CheckObject(snap, r.Options, obj))
+	return reconcile.Result{}, nil
+}
+
+func (r *Reconciler) get(ctx context.Context, key Key) (client.Object, error) {
+	var obj client.Object
+	switch key.Kind {
+	case guard.KindVirtualService:
+		obj = &networking.VirtualService{}
+	case guard.KindDestinationRule:
+		obj = &networking.DestinationRule{}
+	case guard.KindGateway:
+		obj = &networking.Gateway{}
+	default:
+		return nil, fmt.Errorf("unknown kind %q", key.Kind)
+	}
+	return obj, r.Client.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: key.Name}, obj)
+}
+
+// record emits Events for findings that are new since the last check, or one ReferencesResolved when
+// the last finding went away, and updates the findings gauge. obj is nil when the object is gone.
+func (r *Reconciler) record(key Key, obj client.Object, findings []guard.Finding) {
+	var relevant []guard.Finding
+	for _, f := range findings {
+		if f.Severity != guard.SeverityInfo {
+			relevant = append(relevant, f)
+		}
+	}
+	r.mu.Lock()
+	if r.last == nil {
+		r.last = map[Key][]guard.Finding{}
+	}
+	prev := r.last[key]
+	if len(relevant) == 0 {
+		delete(r.last, key)
+	} else {
+		r.last[key] = relevant
+	}
+	r.Metrics.setFindings(r.last)
+	r.mu.Unlock()
+	if obj == nil {
+		return
+	}
+	seen := map[string]bool{}
+	for _, f := range prev {
+		seen[f.Key()] = true
+	}
+	for _, f := range relevant {
+		if !seen[f.Key()] {
+			r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, ReasonBrokenReference, "Check", "%s", f.Short())
+		}
+	}
+	if len(prev) > 0 && len(relevant) == 0 {
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, ReasonReferencesResolved, "Check", "every reference of this %s resolves", key.Kind)
+	}
+}

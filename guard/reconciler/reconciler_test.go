@@ -1,0 +1,196 @@
+package reconciler
+
+import (
+	"context"
+	"testing"
+
+	"github.com/go-logr/logr"
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	networking "istio.io/client-go/pkg/apis/networking/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/meshwarden/meshwarden/config"
+	"github.com/meshwarden/meshwarden/guard"
+)
+
+func newScheme(t *testing.T) *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := networking.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func svc(ns, name string) *corev1.Service {
+	return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}
+}
+
+func dr(ns, name, host string) *networking.DestinationRule {
+	d := &networking.DestinationRule{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	d.Spec.Host = host
+	return d
+}
+
+func vs(ns, name, gw, host string) *networking.VirtualService {
+	v := &networking.VirtualService{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	v.Spec.Gateways = []string{gw}
+	v.Spec.Hosts = []string{"*"}
+	return v
+}
+
+func drain(rec *events.FakeRecorder) []string {
+	var out []string
+	for {
+		select {
+		case e := <-rec.Events:
+			out = append(out, e)
+		default:
+			return out
+		}
+	}
+}
+
+// TestBrokenAndResolved follows a DestinationRule through its Service's deletion and re-creation.
+func TestBrokenAndResolved(t *testing.T) {
+	ctx := context.Background()
+	c := fake.NewClientBuilder().WithScheme(newScheme(t)).WithObjects(svc("shop", "reviews"), dr("shop", "reviews", "reviews")).Build()
+	rec := events.NewFakeRecorder(10)
+	m := NewMetrics(nil)
+	o := guard.DefaultOptions()
+	o.MissingDestinationRuleHost = config.SeverityError
+	r := &Reconciler{Client: c, Recorder: rec, Options: o, Metrics: m, Log: logr.Discard()}
+	key := Key{guard.KindDestinationRule, "shop", "reviews"}
+	step := func(name string, want []string, wantGauge float64) {
+		t.Helper()
+		r.Invalidate()
+		if _, err := r.Reconcile(ctx, key); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if diff := cmp.Diff(want, drain(rec)); diff != "" {
+			t.Errorf("%s: events (-want +got):\n%s", name, diff)
+		}
+		if got := value(t, m.Findings.WithLabelValues(string(guard.CodeDestinationRuleHostNotFound), "error")); got != wantGauge {
+			t.Errorf("%s: findings gauge = %v, want %v", name, got, wantGauge)
+		}
+	}
+	step("healthy", nil, 0)
+	if err := c.Delete(ctx, svc("shop", "reviews")); err != nil {
+		t.Fatal(err)
+	}
+	step("service deleted", []string{`Warning BrokenReference [MW0201] spec.host: host "reviews" matches no Service or ServiceEntry`}, 1)
+	step("still broken: no repeat", nil, 1)
+	if err := c.Create(ctx, svc("shop", "reviews")); err != nil {
+		t.Fatal(err)
+	}
+	step("service re-created", []string{"Normal ReferencesResolved every reference of this DestinationRule resolves"}, 0)
+	if err := c.Delete(ctx, dr("shop", "reviews", "reviews")); err != nil {
+		t.Fatal(err)
+	}
+	step("object gone", nil, 0)
+}
+
+func TestDependents(t *testing.T) {
+	o := guard.DefaultOptions()
+	c := fake.NewClientBuilder().WithScheme(newScheme(t)).
+		WithObjects(vs("web", "a", "store/gw", ""), vs("store", "b", "gw", ""), vs("store", "c", "other", ""), dr("web", "r", "reviews.shop.svc.cluster.local"), dr("shop", "r2", "reviews")).
+		WithIndex(&networking.VirtualService{}, IndexGateway, func(o client.Object) []string { return guard.GatewayRefs(o.(*networking.VirtualService)) }).
+		WithIndex(&networking.VirtualService{}, IndexHost, func(ob client.Object) []string { return guard.DestinationHosts(ob.(*networking.VirtualService), o) }).
+		WithIndex(&networking.DestinationRule{}, IndexHost, func(ob client.Object) []string {
+			return []string{guard.DestinationRuleHost(ob.(*networking.DestinationRule), o)}
+		}).Build()
+	r := &Reconciler{Client: c, Options: o, Log: logr.Discard()}
+	gw := &networking.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: "store", Name: "gw"}}
+	want := []Key{{guard.KindGateway, "store", "gw"}, {guard.KindVirtualService, "store", "b"}, {guard.KindVirtualService, "web", "a"}}
+	if diff := cmp.Diff(want, r.gateway(context.Background(), gw)); diff != "" {
+		t.Errorf("Gateway dependents (-want +got):\n%s", diff)
+	}
+	want = []Key{{guard.KindDestinationRule, "shop", "r2"}, {guard.KindDestinationRule, "web", "r"}}
+	if diff := cmp.Diff(want, r.hostDependents(context.Background(), "reviews.shop.svc.cluster.local")); diff != "" {
+		t.Errorf("host dependents (-want +got):\n%s", diff)
+	}
+}
+
+func TestSidecarMissing(t *testing.T) {
+	ctx := context.Background()
+	ns := func(name, label string) *corev1.Namespace {
+		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{NamespaceInjectLabel: label}}}
+	}
+	pod := func(ns, name string, containers ...string) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, OwnerReferences: []metav1.OwnerReference{{
+			APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-1", UID: "u1", Controller: ptr.To(true)}}}}
+		for _, c := range containers {
+			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: c})
+		}
+		return p
+	}
+	optedOut := pod("mesh", "out", "app")
+	optedOut.Labels = map[string]string{PodInjectLabel: "false"}
+	c := fake.NewClientBuilder().WithScheme(newScheme(t)).WithObjects(ns("mesh", "enabled"), ns("plain", ""),
+		pod("mesh", "bare", "app"), pod("mesh", "injected", "app", "envoy"), pod("plain", "bare", "app"), optedOut).Build()
+	rec := events.NewFakeRecorder(10)
+	m := NewMetrics(nil)
+	r := &SidecarReconciler{Client: c, Recorder: rec, Policy: config.PolicyEnabled, Metrics: m, Log: logr.Discard()}
+	for _, k := range []types.NamespacedName{{Namespace: "mesh", Name: "bare"}, {Namespace: "mesh", Name: "injected"}, {Namespace: "plain", Name: "bare"}, {Namespace: "mesh", Name: "out"}, {Namespace: "mesh", Name: "bare"}} {
+		if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: k}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"Warning SidecarMissing pod bare runs without the envoy sidecar although namespace mesh has meshwarden.io/inject=enabled; delete the pod to have it injected"}
+	if diff := cmp.Diff(want, drain(rec)); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+	if got := value(t, m.PodsWithoutSidecar); got != 1 {
+		t.Errorf("gauge = %v, want 1", got)
+	}
+	if err := c.Delete(ctx, pod("mesh", "bare")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "mesh", Name: "bare"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := value(t, m.PodsWithoutSidecar); got != 0 {
+		t.Errorf("gauge after delete = %v, want 0", got)
+	}
+}
+
+func TestStripPod(t *testing.T) {
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Labels: map[string]string{"app": "a"}, Annotations: map[string]string{"big": "x", StatusAnnotation: "{}"},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}},
+		Spec: corev1.PodSpec{NodeName: "n", Containers: []corev1.Container{{Name: "app", Image: "img", Env: []corev1.EnvVar{{Name: "SECRET", Value: "s"}}}}},
+	}
+	got, err := stripPod(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Labels: map[string]string{"app": "a"}, Annotations: map[string]string{StatusAnnotation: "{}"}},
+		Spec:       corev1.PodSpec{NodeName: "n", Containers: []corev1.Container{{Name: "app"}}, InitContainers: []corev1.Container{}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("stripped pod (-want +got):\n%s", diff)
+	}
+}
+
+func value(t *testing.T, g prometheus.Gauge) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := g.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetGauge().GetValue()
+}

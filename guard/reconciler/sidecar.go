@@ -1,0 +1,131 @@
+package reconciler
+
+import (
+	"context"
+	"sync"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/meshwarden/meshwarden/config"
+)
+
+// Names shared with the injector (docs/architecture.md).
+const (
+	NamespaceInjectLabel = "meshwarden.io/inject"
+	PodInjectLabel       = "sidecar.meshwarden.io/inject"
+	StatusAnnotation     = "sidecar.meshwarden.io/status"
+	ProxyContainer       = "envoy"
+)
+
+// SidecarReconciler reports pods that should carry the sidecar and do not: typically created while the
+// webhook was down under failurePolicy: Ignore. Each gets one Event on its owner and counts in a gauge.
+type SidecarReconciler struct {
+	Client   client.Reader
+	Recorder Recorder
+	// Policy is the injection default inside an opted-in namespace: enabled injects unless the pod opts out.
+	Policy  config.Policy
+	Metrics *Metrics
+	Log     logr.Logger
+
+	mu      sync.Mutex
+	missing map[types.NamespacedName]bool
+}
+
+// SetupWithManager adds the controller; it runs on the leader only.
+func (r *SidecarReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).Named("meshwarden-sidecar-check").For(&corev1.Pod{}).Complete(r)
+}
+
+// Reconcile looks at one pod.
+func (r *SidecarReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	var pod corev1.Pod
+	if err := r.Client.Get(ctx, req.NamespacedName, &pod); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.set(req.NamespacedName, false)
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, err
+	}
+	var ns corev1.Namespace
+	if err := r.Client.Get(ctx, client.ObjectKey{Name: pod.Namespace}, &ns); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	missing := r.expectsSidecar(&ns, &pod) && !hasSidecar(&pod)
+	if r.set(req.NamespacedName, missing) && missing {
+		owner, kind := ownerOf(&pod)
+		r.Recorder.Eventf(owner, nil, corev1.EventTypeWarning, ReasonSidecarMissing, "Check",
+			"pod %s runs without the %s sidecar although namespace %s has %s=enabled; delete the pod to have it injected",
+			pod.Name, ProxyContainer, pod.Namespace, NamespaceInjectLabel)
+		r.Log.Info("pod without sidecar", "namespace", pod.Namespace, "pod", pod.Name, "owner", kind)
+	}
+	return reconcile.Result{}, nil
+}
+
+// set records the pod's state and reports whether it changed.
+func (r *SidecarReconciler) set(k types.NamespacedName, missing bool) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.missing == nil {
+		r.missing = map[types.NamespacedName]bool{}
+	}
+	was := r.missing[k]
+	if missing {
+		r.missing[k] = true
+	} else {
+		delete(r.missing, k)
+	}
+	r.Metrics.PodsWithoutSidecar.Set(float64(len(r.missing)))
+	return was != missing
+}
+
+func (r *SidecarReconciler) expectsSidecar(ns *corev1.Namespace, pod *corev1.Pod) bool {
+	if ns.Labels[NamespaceInjectLabel] != "enabled" || pod.Spec.HostNetwork {
+		return false
+	}
+	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed || pod.DeletionTimestamp != nil {
+		return false
+	}
+	switch pod.Labels[PodInjectLabel] {
+	case "false":
+		return false
+	case "true":
+		return true
+	}
+	return r.Policy != config.PolicyDisabled
+}
+
+func hasSidecar(pod *corev1.Pod) bool {
+	if _, ok := pod.Annotations[StatusAnnotation]; ok {
+		return true
+	}
+	for _, cs := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
+		for _, c := range cs {
+			if c.Name == ProxyContainer {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ownerOf is the pod's controlling owner as a reference the recorder can use without reading it, or
+// the pod itself when it has none.
+func ownerOf(pod *corev1.Pod) (*metav1.PartialObjectMetadata, string) {
+	if ref := metav1.GetControllerOf(pod); ref != nil {
+		return &metav1.PartialObjectMetadata{
+			TypeMeta:   metav1.TypeMeta{APIVersion: ref.APIVersion, Kind: ref.Kind},
+			ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: ref.Name, UID: ref.UID},
+		}, ref.Kind
+	}
+	return &metav1.PartialObjectMetadata{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
+	}, "Pod"
+}
