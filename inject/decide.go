@@ -44,6 +44,8 @@ func compileSelectors(in config.Injection) (selectors, error) {
 // safety skips first, then the pod's own word, then the namespace and the config.
 func (in *Injector) decide(pod *podView, ns Namespace, ov Overrides, st *Status) (bool, Reason) {
 	switch {
+	case len(pod.Spec.Containers) == 0:
+		return false, SkipNoContainers
 	case pod.Spec.HostNetwork:
 		return false, SkipHostNetwork
 	case systemNamespaces[ns.Name]:

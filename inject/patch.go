@@ -85,6 +85,9 @@ func planPatch(raw []byte, pod *podView, old *Status, r *rendered, s settings) (
 	p.appendAll("/spec/volumes", &p.volumes, pod.hasVolumes, r.volumes)
 
 	// 5. Labels and annotations: added where absent, never overwriting the user's.
+	if !pod.hasMetadata {
+		p.ops = append(p.ops, jsonpatch.NewOperation("add", "/metadata", map[string]any{}))
+	}
 	labels := map[string]string{}
 	for k, v := range r.labels {
 		if _, ok := pod.Metadata.Labels[k]; !ok {

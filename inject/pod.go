@@ -3,6 +3,8 @@ package inject
 import (
 	"encoding/json"
 	"fmt"
+
+	kjson "sigs.k8s.io/json"
 )
 
 // podView is the part of a pod that injection reads. Decoding only this keeps the hot path cheap (a pod
@@ -22,7 +24,7 @@ type podView struct {
 		Containers     []namedItem `json:"containers"`
 		Volumes        []namedItem `json:"volumes"`
 	} `json:"spec"`
-	hasAnnotations, hasLabels, hasInit, hasVolumes bool
+	hasMetadata, hasAnnotations, hasLabels, hasInit, hasVolumes bool
 }
 
 type namedItem struct {
@@ -43,7 +45,8 @@ type presence struct {
 
 func decodePod(raw []byte) (*podView, error) {
 	p := &podView{}
-	if err := json.Unmarshal(raw, p); err != nil {
+	// Case-sensitive, as the API server decodes: "Spec" is not "spec".
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, p); err != nil {
 		return nil, fmt.Errorf("the object is not a pod in JSON: %w", err)
 	}
 	p.hasAnnotations = p.Metadata.Annotations != nil
@@ -51,9 +54,15 @@ func decodePod(raw []byte) (*podView, error) {
 	p.hasInit = p.Spec.InitContainers != nil
 	p.hasVolumes = p.Spec.Volumes != nil
 	// null and {} both decode to a nil/empty map; an explicit null must be replaced, not added into.
+	p.hasMetadata = true
 	if !p.hasAnnotations || !p.hasLabels || !p.hasInit || !p.hasVolumes {
 		var pr presence
-		_ = json.Unmarshal(raw, &pr)
+		_ = kjson.UnmarshalCaseSensitivePreserveInts(raw, &pr)
+		var top struct {
+			Metadata json.RawMessage `json:"metadata"`
+		}
+		_ = kjson.UnmarshalCaseSensitivePreserveInts(raw, &top)
+		p.hasMetadata = isContainer(top.Metadata)
 		p.hasAnnotations = isContainer(pr.Metadata.Annotations)
 		p.hasLabels = isContainer(pr.Metadata.Labels)
 		p.hasInit = isContainer(pr.Spec.InitContainers)

@@ -23,6 +23,7 @@ const (
 	SkipNeverSelector       Reason = "never-inject-selector"
 	SkipPolicyDisabled      Reason = "policy-disabled"
 	SkipNoPod               Reason = "not-a-workload"
+	SkipNoContainers        Reason = "no-containers"
 )
 
 // Reasons to deny.
@@ -48,6 +49,7 @@ var sentences = map[Reason]string{
 	SkipNeverSelector:       "The pod matches the config's neverInjectSelector.",
 	SkipPolicyDisabled:      "The default policy is disabled and the pod does not opt in with sidecar.meshwarden.io/inject=true.",
 	SkipNoPod:               "The object has no pod template, so there is nothing to inject.",
+	SkipNoContainers:        "The pod has no containers; the API server refuses such a pod on its own.",
 
 	DenyInvalidAnnotation: "A meshwarden annotation on the pod is unknown or has an invalid value.",
 	DenyUnknownTemplate:   "The pod names an injection template that does not exist.",

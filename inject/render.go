@@ -122,6 +122,10 @@ func strictYAML(data []byte, v any) error {
 	if err != nil {
 		return err
 	}
+	return strictJSON(j, v)
+}
+
+func strictJSON(j []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(j))
 	dec.DisallowUnknownFields()
 	return dec.Decode(v)

@@ -23,4 +23,3 @@ func parseStatus(v string) (*Status, bool) {
 	}
 	return &s, true
 }
-

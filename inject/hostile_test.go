@@ -1,0 +1,95 @@
+package inject
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/meshwarden/meshwarden/templates"
+)
+
+// hostileValues try to turn a value into YAML structure or template code.
+var hostileValues = []string{
+	"100m\nsecurityContext: {privileged: true}",
+	"x\"\n  privileged: true\n",
+	"{{ .Values.ProxyUID }}",
+	"'; runAsUser: 0; '",
+	"]\n  capabilities: {add: [SYS_ADMIN]}",
+	"10.0.0.0/8\n- --mode=NONE",
+	"*\",\"--mode=NONE",
+	strings.Repeat("A", 10000),
+}
+
+// securityOf collects every security-relevant field meshwarden's containers end up with.
+func securityOf(pod *corev1.Pod) map[string]any {
+	out := map[string]any{"podSecurityContext": pod.Spec.SecurityContext}
+	for _, c := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
+		out[c.Name] = map[string]any{"sc": c.SecurityContext, "command": c.Command, "image": c.Image}
+	}
+	return out
+}
+
+// TestHostileAnnotationValuesCannotChangeSecurity sets every meshwarden annotation to hostile values:
+// each pod is either denied or injected with exactly the securityContexts, commands and images of a
+// plain injection (the image only through proxyImage, the documented knob).
+func TestHostileAnnotationValuesCannotChangeSecurity(t *testing.T) {
+	in := newInjector(t, nil)
+	plain, _ := injectedPod(t, in, podJSON(nil, nil))
+	want := securityOf(plain)
+	for _, key := range knownKeys() {
+		if key == AnnotationStatus {
+			continue
+		}
+		for i, v := range hostileValues {
+			raw := podJSON(nil, map[string]string{key: v})
+			res, err := in.Inject(Request{Pod: raw, Namespace: enabledNS})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Denied) > 0 || !res.Injected {
+				continue
+			}
+			pod, _ := injectedPod(t, in, raw)
+			if diff := cmp.Diff(want, securityOf(pod)); diff != "" {
+				t.Errorf("%s = hostile value %d changed security (-plain +got):\n%s", key, i, diff)
+			}
+		}
+	}
+}
+
+// TestTemplateQuotesValues bypasses validation and renders the default template with hostile values
+// directly: toJson in the template keeps each one a single scalar, so no field can appear.
+func TestTemplateQuotesValues(t *testing.T) {
+	base := settingsFor(newInjector(t, nil).cfg.Injection, Overrides{})
+	plain, err := render(templates.Default(), []string{"sidecar"}, base.values(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range hostileValues {
+		s := base
+		s.proxyImage, s.initImage, s.proxyCPU, s.logLevel, s.inclOutCIDRs, s.exclInPorts = v, v, v, v, v, v
+		r, err := render(templates.Default(), []string{"sidecar"}, s.values(nil), nil)
+		if err != nil {
+			continue // refusing to render is safe too
+		}
+		if len(r.initContainers) != len(plain.initContainers) || len(r.containers) != len(plain.containers) || len(r.volumes) != len(plain.volumes) {
+			t.Fatalf("hostile value %d changed the pod's shape", i)
+		}
+		for j := range r.initContainers {
+			got, want := securityContextOf(t, r.initContainers[j].raw), securityContextOf(t, plain.initContainers[j].raw)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("hostile value %d changed %s's securityContext:\n%s", i, r.initContainers[j].name, diff)
+			}
+		}
+	}
+}
+
+func securityContextOf(t *testing.T, raw []byte) *corev1.SecurityContext {
+	var c corev1.Container
+	if err := strictJSON(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c.SecurityContext
+}
