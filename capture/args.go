@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Defaults of the flags; the injector's template relies on them when an annotation is absent.
@@ -132,16 +133,27 @@ func ParseArgs(args []string) (Config, error) {
 	return c, nil
 }
 
-// flagError rewords the flag package's errors to lead with the flag, like every other error here.
+// flagError rewords the flag package's errors to lead with the flag, like every other error here,
+// and keeps them on one printable line whatever the input.
 func flagError(err error) error {
 	msg := err.Error()
 	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
-		return fmt.Errorf("--%s: unknown flag; see meshwarden-init --help", name)
+		return fmt.Errorf("%s: unknown flag; see meshwarden-init --help", printable("--"+name))
 	}
 	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
-		return fmt.Errorf("--%s: needs a value, as in --%s=VALUE", name, name)
+		return fmt.Errorf("%s: needs a value, as in --%s=VALUE", printable("--"+name), printable(name))
 	}
-	return err
+	return errors.New(printable(msg))
+}
+
+// printable returns s, or s quoted when it holds characters that would break the one-line error.
+func printable(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
 
 func parseMode(s string) (Mode, error) {

@@ -98,7 +98,7 @@ func requireNetns(t *testing.T, tools ...string) {
 	if len(missing) == 0 {
 		return
 	}
-	msg := fmt.Sprintf("network-namespace test needs %s (make deps installs the tools; run as root)", strings.Join(missing, ", "))
+	msg := fmt.Sprintf("network-namespace test needs %s: run it as root after make deps", strings.Join(missing, ", "))
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
 	}
@@ -314,6 +314,12 @@ func originalDst(c *net.TCPConn) (netip.AddrPort, error) {
 	return out, serr
 }
 
+// helperEnviron returns the environment of a helper process. Under -race, a process otherwise
+// sleeps a second at exit, and the suite starts hundreds of helpers.
+func helperEnviron(kind string) []string {
+	return append(os.Environ(), helperEnv+"="+kind, "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+}
+
 func self(t *testing.T) string {
 	t.Helper()
 	exe, err := os.Executable()
@@ -339,7 +345,7 @@ func initResult(t *testing.T, tp topo, env []string, args ...string) (code int, 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", tp.pod, self(t)}, args...)...)
-	cmd.Env = append(os.Environ(), helperEnv+"=init")
+	cmd.Env = helperEnviron("init")
 	if tp.binDir != "" {
 		cmd.Env = append(cmd.Env, "PATH="+tp.binDir+":"+os.Getenv("PATH"))
 	}
@@ -364,7 +370,7 @@ func dialFrom(t *testing.T, ns string, uid, gid int, addr string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, self(t))
-	cmd.Env = append(os.Environ(), helperEnv+"=dial", "MWC_ADDR="+addr)
+	cmd.Env = append(helperEnviron("dial"), "MWC_ADDR="+addr)
 	if uid >= 0 {
 		cmd.Env = append(cmd.Env, "MWC_UID="+strconv.Itoa(uid))
 	}
