@@ -176,7 +176,7 @@ func FuzzParseArgs(f *testing.F) {
 			return
 		}
 		// Whatever parses must plan without panicking.
-		_ = renderNft(plan(c, []Family{IPv4, IPv6}))
-		_ = renderIptables(plan(c, []Family{IPv4, IPv6}))
+		_ = renderNft(plan(c, []ipFamily{ipv4, ipv6}))
+		_ = renderIptables(plan(c, []ipFamily{ipv4, ipv6}))
 	})
 }

@@ -1,7 +1,3 @@
-// Package capture builds and applies a pod's traffic-capture ruleset: the netfilter rules (and, in
-// TPROXY mode, the policy routes) that send the application's TCP traffic through the Envoy sidecar
-// while keeping Envoy's own traffic out of the loop. The flags of meshwarden-init are parsed here so
-// that the injector can check the arguments its template renders against the very same parser.
 package capture
 
 import (

@@ -16,7 +16,7 @@ func TestRestoreInput(t *testing.T) {
 	c := defaults()
 	c.AllInboundPorts = false // outbound only keeps the expectations short
 	c.ProxyPorts = nil
-	want := plan(c, []Family{IPv4})[0].chains
+	want := plan(c, []ipFamily{ipv4})[0].chains
 	chainRules := strings.Join([]string{
 		":MESHWARDEN_OUTPUT - [0:0]",
 		"-A MESHWARDEN_OUTPUT -p tcp -m owner --uid-owner 1337 -j RETURN",
@@ -61,7 +61,7 @@ func TestRestoreInput(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			got := restoreInput(IPv4, parseSave(tc.saved), tc.want)
+			got := restoreInput(ipv4, parseSave(tc.saved), tc.want)
 			if diff := cmp.Diff(tc.out, got); diff != "" {
 				t.Errorf("restoreInput (-want +got):\n%s", diff)
 			}
@@ -86,8 +86,8 @@ func testEngine(nft *fakeNft, run runner, iptablesInstalled bool) engine {
 	return engine{
 		nft:      nftablesBackend{dial: func() (nftConn, error) { return nft, nil }},
 		ipt:      iptablesBackend{run: run},
-		families: func() []Family { return []Family{IPv4, IPv6} },
-		routes:   func(Family, bool) error { return nil },
+		families: func() []ipFamily { return []ipFamily{ipv4, ipv6} },
+		routes:   func(ipFamily, bool) error { return nil },
 		lookPath: func(name string) (string, error) {
 			if iptablesInstalled {
 				return "/usr/sbin/" + name, nil

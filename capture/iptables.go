@@ -39,15 +39,15 @@ func execRunner(ctx context.Context, stdin string, name string, args ...string) 
 
 type iptablesBackend struct{ run runner }
 
-func iptBinaries(f Family) (save, restore string) {
-	if f == IPv6 {
+func iptBinaries(f ipFamily) (save, restore string) {
+	if f == ipv6 {
 		return "ip6tables-save", "ip6tables-restore"
 	}
 	return "iptables-save", "iptables-restore"
 }
 
 // apply makes meshwarden's chains of one family exactly chains (nil removes them all).
-func (b iptablesBackend) apply(ctx context.Context, f Family, chains []chain) error {
+func (b iptablesBackend) apply(ctx context.Context, f ipFamily, chains []chain) error {
 	save, restore := iptBinaries(f)
 	cur, err := b.run(ctx, "", save)
 	if err != nil {
@@ -92,7 +92,7 @@ func parseSave(s string) map[string]*savedTable {
 
 // restoreInput returns the iptables-restore --noflush input that turns the saved state into one
 // where meshwarden's chains are exactly want; "" when there is nothing to change.
-func restoreInput(f Family, saved map[string]*savedTable, want []chain) string {
+func restoreInput(f ipFamily, saved map[string]*savedTable, want []chain) string {
 	var b strings.Builder
 	for _, table := range []string{tableNAT, tableMangle} {
 		st := saved[table]

@@ -30,8 +30,8 @@ type nftablesBackend struct {
 
 func dialNftables() (nftConn, error) { return nftables.New() }
 
-func nftFamily(f Family) nftables.TableFamily {
-	if f == IPv6 {
+func nftFamily(f ipFamily) nftables.TableFamily {
+	if f == ipv6 {
 		return nftables.TableFamilyIPv6
 	}
 	return nftables.TableFamilyIPv4
@@ -49,12 +49,12 @@ func (b nftablesBackend) probe() error {
 
 // apply replaces meshwarden's table of every family in families with the plan's chains (a family
 // without a plan loses its table), in one netlink transaction: it all applies or nothing does.
-func (b nftablesBackend) apply(families []Family, plans []familyPlan) error {
+func (b nftablesBackend) apply(families []ipFamily, plans []familyPlan) error {
 	c, err := b.dial()
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}
-	byFamily := map[Family]familyPlan{}
+	byFamily := map[ipFamily]familyPlan{}
 	for _, fp := range plans {
 		byFamily[fp.family] = fp
 	}
@@ -114,7 +114,7 @@ func cmpEq(data []byte) expr.Any {
 	return &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: data}
 }
 
-func nftExprs(f Family, table string, r rule) []expr.Any {
+func nftExprs(f ipFamily, table string, r rule) []expr.Any {
 	e := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 		cmpEq([]byte{unix.IPPROTO_TCP}),
@@ -162,7 +162,7 @@ func nftExprs(f Family, table string, r rule) []expr.Any {
 			&expr.Redir{RegisterProtoMin: 1})
 	case vTProxy:
 		fam := byte(unix.NFPROTO_IPV4)
-		if f == IPv6 {
+		if f == ipv6 {
 			fam = unix.NFPROTO_IPV6
 		}
 		e = append(e,
@@ -184,9 +184,9 @@ func markAccept(mark uint32) []expr.Any {
 }
 
 // daddrExprs matches the destination address against a prefix: load, mask, compare.
-func daddrExprs(f Family, p netip.Prefix) []expr.Any {
+func daddrExprs(f ipFamily, p netip.Prefix) []expr.Any {
 	offset, size := uint32(16), uint32(4) // IPv4 header: destination at byte 16
-	if f == IPv6 {
+	if f == ipv6 {
 		offset, size = 24, 16
 	}
 	addr := p.Masked().Addr().AsSlice()

@@ -2,17 +2,17 @@ package capture
 
 import "net/netip"
 
-// Family is an IP family; each is programmed on its own (table ip/ip6, iptables/ip6tables).
-type Family int
+// ipFamily is an IP family; each is programmed on its own (table ip/ip6, iptables/ip6tables).
+type ipFamily int
 
 // The families.
 const (
-	IPv4 Family = 4
-	IPv6 Family = 6
+	ipv4 ipFamily = 4
+	ipv6 ipFamily = 6
 )
 
-func (f Family) String() string {
-	if f == IPv6 {
+func (f ipFamily) String() string {
+	if f == ipv6 {
 		return "ip6"
 	}
 	return "ip"
@@ -80,14 +80,14 @@ type chain struct {
 
 // familyPlan is everything one family needs.
 type familyPlan struct {
-	family Family
+	family ipFamily
 	chains []chain
 	routes bool // TPROXY policy routing
 }
 
 // plan turns a Config into the rules for each family. It is pure so that both backends and the
 // dry-run output share one source of truth.
-func plan(c Config, families []Family) []familyPlan {
+func plan(c Config, families []ipFamily) []familyPlan {
 	if c.Mode == ModeNone {
 		return nil
 	}
@@ -109,17 +109,17 @@ func plan(c Config, families []Family) []familyPlan {
 	return out
 }
 
-func ofFamily(ps []netip.Prefix, f Family) []netip.Prefix {
+func ofFamily(ps []netip.Prefix, f ipFamily) []netip.Prefix {
 	var out []netip.Prefix
 	for _, p := range ps {
-		if p.Addr().Is4() == (f == IPv4) {
+		if p.Addr().Is4() == (f == ipv4) {
 			out = append(out, p)
 		}
 	}
 	return out
 }
 
-func outbound(c Config, f Family) []chain {
+func outbound(c Config, f ipFamily) []chain {
 	include := ofFamily(c.IncludeOutboundCIDRs, f)
 	if !c.AllOutboundCIDRs && len(include) == 0 {
 		return nil

@@ -46,7 +46,7 @@ func nftChainName(c chain) string { return c.table + "-" + c.name }
 
 // nftRuleText writes a rule the way `nft list` prints it, so the dry-run can be compared with
 // what the kernel holds.
-func nftRuleText(f Family, table string, r rule) string {
+func nftRuleText(f ipFamily, table string, r rule) string {
 	var parts []string
 	if r.dport == 0 {
 		// nft drops the protocol match when "tcp dport" already implies it.
@@ -103,7 +103,7 @@ func renderRoutes(b *strings.Builder, fp familyPlan) {
 		return
 	}
 	n, dflt := "-4", "0.0.0.0/0"
-	if fp.family == IPv6 {
+	if fp.family == ipv6 {
 		n, dflt = "-6", "::/0"
 	}
 	fmt.Fprintf(b, "# ip %s rule add pref %d fwmark 0x%x lookup %d\n", n, tproxyRulePref, TProxyMark, TProxyRouteTable)
@@ -117,7 +117,7 @@ func iptChainName(name string) string {
 
 // iptRuleSpecs returns the rule specifications (without "-A CHAIN") for one plan rule. A mark
 // followed by accept takes two iptables rules because MARK does not end the chain.
-func iptRuleSpecs(f Family, r rule) []string {
+func iptRuleSpecs(f ipFamily, r rule) []string {
 	// The order is iptables-save's, so that the dry-run reads like the saved state.
 	var parts []string
 	if r.daddr.IsValid() {
@@ -164,8 +164,8 @@ func iptRuleSpecs(f Family, r rule) []string {
 	}
 }
 
-func anyAddr(f Family) string {
-	if f == IPv6 {
+func anyAddr(f ipFamily) string {
+	if f == ipv6 {
 		return "::"
 	}
 	return "0.0.0.0"

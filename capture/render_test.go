@@ -31,7 +31,7 @@ func TestDryRunGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			plans := plan(c, []Family{IPv4, IPv6})
+			plans := plan(c, []ipFamily{ipv4, ipv6})
 			golden(t, filepath.Join("testdata", name+".nft"), renderNft(plans))
 			golden(t, filepath.Join("testdata", name+".iptables"), renderIptables(plans))
 		})
@@ -60,7 +60,7 @@ func TestPlanNoneProgramsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := plan(c, []Family{IPv4, IPv6}); len(got) != 0 {
+	if got := plan(c, []ipFamily{ipv4, ipv6}); len(got) != 0 {
 		t.Errorf("plan for NONE = %d families, want none", len(got))
 	}
 }

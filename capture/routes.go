@@ -19,7 +19,7 @@ const routeProto = 0x4d // 'M'
 
 // tproxyRoutes adds (add=true) or removes the policy rule and the local default route of one
 // family. Adding twice and removing what is absent both succeed.
-func tproxyRoutes(f Family, add bool) error {
+func tproxyRoutes(f ipFamily, add bool) error {
 	c, err := netlink.Dial(unix.NETLINK_ROUTE, nil)
 	if err != nil {
 		return fmt.Errorf("policy routing: %w", err)
@@ -30,7 +30,7 @@ func tproxyRoutes(f Family, add bool) error {
 		return fmt.Errorf("policy routing: %w", err)
 	}
 	family := byte(unix.AF_INET)
-	if f == IPv6 {
+	if f == ipv6 {
 		family = unix.AF_INET6
 	}
 	ruleMsg, err := fibRuleMsg(family)

@@ -45,8 +45,8 @@ func Run(ctx context.Context, c Config, out io.Writer) error {
 type engine struct {
 	nft      nftablesBackend
 	ipt      iptablesBackend
-	families func() []Family
-	routes   func(f Family, add bool) error
+	families func() []ipFamily
+	routes   func(f ipFamily, add bool) error
 	lookPath func(string) (string, error)
 }
 
@@ -62,12 +62,12 @@ func defaultEngine() engine {
 
 // hostFamilies is IPv4 always and IPv6 when it is enabled in this namespace, so a dual-stack pod
 // gets both and a pod with IPv6 switched off does not fail on IPv6 routes it cannot have.
-func hostFamilies() []Family {
+func hostFamilies() []ipFamily {
 	b, err := os.ReadFile("/proc/sys/net/ipv6/conf/lo/disable_ipv6")
 	if err == nil && strings.TrimSpace(string(b)) == "0" {
-		return []Family{IPv4, IPv6}
+		return []ipFamily{ipv4, ipv6}
 	}
-	return []Family{IPv4}
+	return []ipFamily{ipv4}
 }
 
 // chooseBackend resolves auto: nftables whenever the kernel answers it (a permission error still
@@ -136,8 +136,8 @@ func familyList(plans []familyPlan) string {
 // apply makes the namespace match plans for every family: the rules, then the TPROXY policy
 // routes (added, or removed when no longer wanted). When anything fails, what was already
 // changed is removed again.
-func (e engine) apply(ctx context.Context, backend Backend, families []Family, plans []familyPlan) error {
-	byFamily := map[Family]familyPlan{}
+func (e engine) apply(ctx context.Context, backend Backend, families []ipFamily, plans []familyPlan) error {
+	byFamily := map[ipFamily]familyPlan{}
 	for _, p := range plans {
 		byFamily[p.family] = p
 	}
@@ -157,7 +157,7 @@ func (e engine) apply(ctx context.Context, backend Backend, families []Family, p
 	return err
 }
 
-func (e engine) applyRules(ctx context.Context, backend Backend, families []Family, plans []familyPlan, byFamily map[Family]familyPlan) error {
+func (e engine) applyRules(ctx context.Context, backend Backend, families []ipFamily, plans []familyPlan, byFamily map[ipFamily]familyPlan) error {
 	if backend != BackendIptables {
 		return e.nft.apply(families, plans)
 	}
@@ -171,7 +171,7 @@ func (e engine) applyRules(ctx context.Context, backend Backend, families []Fami
 
 // rollback removes everything meshwarden may have added; its own errors are dropped because the
 // error that caused it is the one worth reporting.
-func (e engine) rollback(ctx context.Context, backend Backend, families []Family) {
+func (e engine) rollback(ctx context.Context, backend Backend, families []ipFamily) {
 	for _, f := range families {
 		_ = e.routes(f, false)
 		if backend == BackendIptables {
