@@ -181,25 +181,32 @@ func (h *Handler) deleted(ctx context.Context, log logr.Logger, req admission.Re
 	if len(deps) == 0 {
 		return admission.Allowed("")
 	}
-	return admission.Allowed("").WithWarnings(dependentsWarning(req.Kind.Kind, req.Namespace+"/"+req.Name, deps))
+	return admission.Allowed("").WithWarnings(dependentsWarning(req.Kind.Kind, req.Namespace, req.Name, deps))
 }
 
-func dependentsWarning(kind, name string, deps []guard.Resource) string {
+// dependentsWarning names the dependents, those in the target's namespace by name only, as many as fit
+// in one warning line.
+func dependentsWarning(kind, ns, name string, deps []guard.Resource) string {
 	head := fmt.Sprintf("%s %s is still referenced by ", kind, name)
-	var parts []string
+	out := head
 	for i, d := range deps {
-		p := d.String()
-		rest := len(deps) - i
-		tail := ""
-		if rest > 1 {
-			tail = fmt.Sprintf(" and %d more", rest-1)
+		p := d.Kind + " " + d.Name
+		if d.Namespace != ns {
+			p = d.String()
 		}
-		if utf8.RuneCountInString(head+strings.Join(append(parts, p), ", ")+tail) > MaxWarning {
-			return head + strings.Join(parts, ", ") + fmt.Sprintf(" and %d more", rest)
+		if i > 0 {
+			p = ", " + p
 		}
-		parts = append(parts, p)
+		more := ""
+		if rest := len(deps) - i - 1; rest > 0 {
+			more = fmt.Sprintf(" and %d more", rest)
+		}
+		if i > 0 && utf8.RuneCountInString(out+p+more) > MaxWarning {
+			return out + fmt.Sprintf(" and %d more", len(deps)-i)
+		}
+		out += p
 	}
-	return head + strings.Join(parts, ", ")
+	return truncate(out, MaxWarning)
 }
 
 // decodeIstio reads any served version (v1, v1beta1, v1alpha3: the same schema) into the v1 type.

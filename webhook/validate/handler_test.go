@@ -100,7 +100,7 @@ func TestHandle(t *testing.T) {
 				r.DryRun = ptr.To(true)
 				return r
 			}(),
-			want: result{Message: `meshwarden config guard: [MW0101] spec.gateways[0]: Gateway "strict/nope" not found`},
+			want: result{Message: `meshwarden config guard: [MW0101] spec.gateways[0]: Gateway "nope" not found`},
 		},
 		"deny mode: a miss in the cache found by the uncached read is admitted": {
 			api:  []client.Object{gateway("strict", "fresh")},
@@ -110,12 +110,12 @@ func TestHandle(t *testing.T) {
 		"deny mode: an update that leaves a broken reference as it was is admitted with a warning": {
 			req: request(admissionv1.Update, "networking.istio.io", "v1", "VirtualService", "strict", "app",
 				vsJSON("v1", "strict", "nope"), vsJSON("v1", "strict", "nope")),
-			want: result{Allowed: true, Warnings: []string{`[MW0101] spec.gateways[0]: Gateway "strict/nope" not found`}},
+			want: result{Allowed: true, Warnings: []string{`[MW0101] spec.gateways[0]: Gateway "nope" not found`}},
 		},
 		"deny mode: an update that breaks a reference is denied": {
 			req: request(admissionv1.Update, "networking.istio.io", "v1", "VirtualService", "strict", "app",
 				vsJSON("v1", "strict", "nope"), vsJSON("v1", "strict", "store/store-gateway")),
-			want: result{Message: `meshwarden config guard: [MW0101] spec.gateways[0]: Gateway "strict/nope" not found`},
+			want: result{Message: `meshwarden config guard: [MW0101] spec.gateways[0]: Gateway "nope" not found`},
 		},
 		"off mode admits silently": {
 			req:  request(admissionv1.Create, "networking.istio.io", "v1", "VirtualService", "quiet", "app", vsJSON("v1", "quiet", "nope"), nil),
@@ -124,12 +124,12 @@ func TestHandle(t *testing.T) {
 		"deleting a referenced Gateway warns with its dependents": {
 			cache: []client.Object{vsObject("web", "a", "store/store-gateway"), vsObject("store", "b", "store-gateway")},
 			req:   request(admissionv1.Delete, "networking.istio.io", "v1", "Gateway", "store", "store-gateway", nil, nil),
-			want:  result{Allowed: true, Warnings: []string{"Gateway store/store-gateway is still referenced by VirtualService store/b, VirtualService web/a"}},
+			want:  result{Allowed: true, Warnings: []string{"Gateway store-gateway is still referenced by VirtualService b, VirtualService web/a"}},
 		},
 		"deleting a referenced Service warns with its dependents": {
 			cache: []client.Object{service("warned", "reviews"), destinationRule("warned", "reviews", "reviews")},
 			req:   request(admissionv1.Delete, "", "v1", "Service", "warned", "reviews", nil, nil),
-			want:  result{Allowed: true, Warnings: []string{"Service warned/reviews is still referenced by DestinationRule warned/reviews"}},
+			want:  result{Allowed: true, Warnings: []string{"Service reviews is still referenced by DestinationRule reviews"}},
 		},
 		"deleting an unreferenced Service": {
 			cache: []client.Object{service("warned", "reviews")},
