@@ -200,6 +200,21 @@ func TestFailureIsOneLine(t *testing.T) {
 			diffSnapshots(t, "after the failure", before, snapshot(t, tp))
 		})
 	}
+	// A failure after the rules are in (the IPv6 TPROXY route needs lo up) must take them out again.
+	t.Run("TPROXY with lo down is rolled back", func(t *testing.T) {
+		run(t, "", "ip", "-n", tp.pod, "link", "set", "lo", "down")
+		before := snapshot(t, tp)
+		code, _, stderr := initResult(t, tp, nil, "--backend", "nftables", "--mode", "TPROXY")
+		want := "meshwarden-init: could not program TPROXY capture with nftables (rolled back): policy routing: " +
+			"add ip6 route: netlink receive: network is down (the TPROXY route goes through lo, which must be up)\n"
+		if code != 1 {
+			t.Errorf("exit code = %d, want 1", code)
+		}
+		if diff := cmp.Diff(want, stderr); diff != "" {
+			t.Errorf("stderr (-want +got):\n%s", diff)
+		}
+		diffSnapshots(t, "after the rollback", before, snapshot(t, tp))
+	})
 }
 
 // checkDryRunMatches compares --dry-run with what the kernel holds: the nft listing of

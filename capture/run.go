@@ -151,8 +151,11 @@ func (e engine) apply(ctx context.Context, backend Backend, families []ipFamily,
 	if err != nil && len(plans) > 0 {
 		e.rollback(ctx, backend, families)
 	}
-	if errors.Is(err, syscall.EPERM) {
+	switch {
+	case errors.Is(err, syscall.EPERM):
 		return fmt.Errorf("%w (meshwarden-init needs CAP_NET_ADMIN)", err)
+	case errors.Is(err, syscall.ENETDOWN):
+		return fmt.Errorf("%w (the TPROXY route goes through lo, which must be up)", err)
 	}
 	return err
 }
