@@ -83,3 +83,22 @@ func TestLint(t *testing.T) {
 		})
 	}
 }
+
+// TestKubeVersion: native sidecars need Kubernetes 1.29; older clusters get a message saying what to set.
+func TestKubeVersion(t *testing.T) {
+	args := func(version string, set ...string) []string {
+		a := []string{"template", releaseName, chartDir(t), "--namespace", releaseNS, "--kube-version", version}
+		for _, s := range set {
+			a = append(a, "--set", s)
+		}
+		return a
+	}
+	if _, stderr, err := runHelm(t, args("1.28.3")...); err == nil || !strings.Contains(stderr, "set injection.nativeSidecar=false") {
+		t.Errorf("Kubernetes 1.28 with native sidecars: err %v, stderr:\n%s", err, stderr)
+	}
+	for _, a := range [][]string{args("1.28.3", "injection.nativeSidecar=false"), args("1.29.0")} {
+		if _, stderr, err := runHelm(t, a...); err != nil {
+			t.Errorf("helm %s: %v\n%s", strings.Join(a, " "), err, stderr)
+		}
+	}
+}

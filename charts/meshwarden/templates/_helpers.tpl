@@ -127,3 +127,14 @@ annotations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
+
+{{/*
+Checks values against the cluster that the schema cannot express. Native sidecars need Kubernetes
+1.29; an unversioned development build of the API server (v0.0.0-...) is given the benefit of the doubt.
+*/}}
+{{- define "meshwarden.validate" -}}
+{{- $kv := .Capabilities.KubeVersion.Version }}
+{{- if and .Values.injection.nativeSidecar (not (hasPrefix "v0.0.0" $kv)) (semverCompare "<1.29.0-0" $kv) }}
+{{- fail (printf "injection.nativeSidecar needs Kubernetes 1.29 or newer, the cluster runs %s: set injection.nativeSidecar=false" $kv) }}
+{{- end }}
+{{- end }}

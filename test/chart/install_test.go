@@ -1,0 +1,550 @@
+package chart
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
+
+	"github.com/meshwarden/meshwarden/test/cluster"
+)
+
+// installEnv is a control plane with the chart's helm and a private helm home.
+type installEnv struct {
+	t       *testing.T
+	c       *cluster.Cluster
+	helm    string
+	home    string
+	chart   string
+	dir     string
+	client  *kubernetes.Clientset
+	webhook int // port of the out-of-cluster meshwarden the webhooks call
+}
+
+// TestInstall installs the chart into a real control plane (test/cluster: kube-apiserver, etcd,
+// controller-manager, scheduler, kwok) with helm, then:
+//   - every object of the release is accepted and exists;
+//   - meshwarden, run locally with the chart's config file, the chart's Deployment flags and the
+//     chart's ServiceAccount token (so with exactly the chart's RBAC), writes its certificate Secret,
+//     fills caBundle in the chart's webhook configurations (reached via webhook.url) and injects pods
+//     selected by the chart's selectors, and only those;
+//   - `helm upgrade`, plain and --force (which replaces the webhook configurations and so wipes
+//     caBundle), keeps injection working: meshwarden restores caBundle;
+//   - `helm uninstall` removes every object, webhook configurations included;
+//   - cert-manager mode installs against cert-manager's CRDs, and the "everything" values install too.
+//
+// Pods run on kwok's fake node, so no container actually starts: `helm test` is not run here.
+func TestInstall(t *testing.T) {
+	helm := helmBinary(t)
+	if testing.Short() {
+		t.Skip("install test: starts a control plane (-short given)")
+	}
+	binDir, err := cluster.BinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if missing := cluster.MissingTools(binDir); len(missing) > 0 {
+		if ci := os.Getenv("CI"); ci != "" && ci != "false" {
+			t.Fatalf("control-plane tools missing from %s: %v; `make test` builds them with `make tools`", binDir, missing)
+		}
+		t.Skipf("control-plane tools missing from %s: %v; run `make tools`", binDir, missing)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 12*time.Minute)
+	defer cancel()
+
+	runParent := filepath.Join(repoRoot(t), "_run")
+	// Other engineers' runs may share the checkout: own directory, sweep only dead owners' ones.
+	cluster.SweepStale(filepath.Join(runParent, "chart-*"), binDir)
+	if err := os.MkdirAll(runParent, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp(runParent, "chart-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cluster.Start(ctx, cluster.Options{Dir: dir, BinDir: binDir, Logf: t.Logf})
+	if err != nil {
+		t.Fatalf("starting the control plane: %v", err)
+	}
+	t.Cleanup(func() {
+		c.Stop()
+		if t.Failed() {
+			t.Logf("logs kept in %s", dir)
+		} else {
+			_ = os.RemoveAll(dir)
+		}
+	})
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &installEnv{t: t, c: c, helm: helm, home: t.TempDir(), chart: chartDir(t), dir: dir, client: c.Client(), webhook: port}
+	if err := c.InstallIstioCRDs(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.installCertManagerCRDs(ctx)
+
+	e.selfMode(ctx)
+	e.certManagerMode(ctx)
+	e.everything(ctx)
+}
+
+// selfMode is the default install, end to end with a running meshwarden.
+func (e *installEnv) selfMode(ctx context.Context) {
+	t := e.t
+	base := fmt.Sprintf("https://127.0.0.1:%d", e.webhook)
+	e.mustHelm(ctx, "install", releaseName, e.chart, "--namespace", releaseNS, "--create-namespace",
+		"--set", "webhook.url="+base, "--set", "certs.extraSANs={127.0.0.1}", "--wait", "--timeout", "3m")
+	manifest := e.mustHelm(ctx, "get", "manifest", releaseName, "--namespace", releaseNS)
+	objs := decodeAll(t, manifest)
+	e.checkAllExist(ctx, manifest, len(objs))
+
+	mw := e.startMeshwarden(ctx, objs)
+	defer mw.stop()
+	if _, err := e.client.CoreV1().Secrets(releaseNS).Get(ctx, releaseName+"-webhook-tls", metav1.GetOptions{}); err != nil {
+		t.Errorf("meshwarden did not write its certificate Secret with the chart's RBAC: %v", err)
+	}
+	e.checkCABundles(ctx)
+
+	for ns, labels := range map[string]map[string]string{"apps": {"meshwarden.io/inject": "enabled"}, "plain": nil} {
+		if err := e.c.CreateNamespace(ctx, ns, labels); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.waitInjected(ctx, "apps", nil, mw)
+	e.checkPods(ctx)
+
+	// A plain upgrade: helm's three-way merge leaves the caBundle meshwarden set alone.
+	e.mustHelm(ctx, "upgrade", releaseName, e.chart, "--namespace", releaseNS, "--reuse-values",
+		"--set", "webhook.timeoutSeconds=9", "--wait", "--timeout", "3m")
+	mwc, err := e.client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, releaseName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *mwc.Webhooks[0].TimeoutSeconds != 9 {
+		t.Errorf("upgrade not applied: timeoutSeconds %d", *mwc.Webhooks[0].TimeoutSeconds)
+	}
+	e.waitInjected(ctx, "apps", nil, mw)
+
+	// --force: helm replaces what changed (the Deployment rolls); injection keeps working.
+	e.mustHelm(ctx, "upgrade", releaseName, e.chart, "--namespace", releaseNS, "--reuse-values", "--force",
+		"--set", "podAnnotations.example\\.com/upgraded=yes", "--wait", "--timeout", "3m")
+	e.waitInjected(ctx, "apps", nil, mw)
+	e.checkCABundles(ctx)
+
+	// Something else clobbers caBundle (a re-applied manifest of an older chart, GitOps, a manual
+	// edit): meshwarden restores it and injection recovers by itself.
+	e.clobberCABundles(ctx)
+	start := time.Now()
+	e.waitInjected(ctx, "apps", nil, mw)
+	t.Logf("injection working %s after caBundle was clobbered", time.Since(start).Round(10*time.Millisecond))
+	e.checkCABundles(ctx)
+
+	// Everything meshwarden did until now, it did as the chart's ServiceAccount: a refusal is an RBAC
+	// gap. (After the uninstall below its permissions are gone, so later refusals are expected.)
+	if log, err := os.ReadFile(mw.log); err == nil {
+		for _, line := range strings.Split(string(log), "\n") {
+			if strings.Contains(line, "forbidden") {
+				t.Errorf("meshwarden was refused with the chart's RBAC: %.600s", line)
+			}
+		}
+	}
+
+	e.mustHelm(ctx, "uninstall", releaseName, "--namespace", releaseNS, "--wait", "--timeout", "3m")
+	e.checkAllGone(ctx, manifest)
+	for _, get := range []func() error{
+		func() error {
+			_, err := e.client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, releaseName, metav1.GetOptions{})
+			return err
+		},
+		func() error {
+			_, err := e.client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, releaseName, metav1.GetOptions{})
+			return err
+		},
+	} {
+		if err := get(); !apierrors.IsNotFound(err) {
+			t.Errorf("webhook configuration left after uninstall (err %v)", err)
+		}
+	}
+	mw.stop()
+	// The self-mode Secret is meshwarden's, not the release's: helm leaves it, so remove it here.
+	_ = e.client.CoreV1().Secrets(releaseNS).Delete(ctx, releaseName+"-webhook-tls", metav1.DeleteOptions{})
+}
+
+// certManagerMode: the Issuers and Certificates pass cert-manager's CRD schemas. No cert-manager
+// controller runs, so nothing is issued; the objects and the CA-injection annotation are checked.
+func (e *installEnv) certManagerMode(ctx context.Context) {
+	t := e.t
+	e.mustHelm(ctx, "install", releaseName, e.chart, "--namespace", releaseNS, "--set", "certs.mode=cert-manager")
+	manifest := e.mustHelm(ctx, "get", "manifest", releaseName, "--namespace", releaseNS)
+	objs := decodeAll(t, manifest)
+	e.checkAllExist(ctx, manifest, len(objs))
+	out, _, err := e.c.Kubectl(ctx, "get", "certificates.cert-manager.io,issuers.cert-manager.io", "-n", releaseNS, "-o", "name")
+	if err != nil || strings.Count(out, "\n") != 4 {
+		t.Errorf("want 2 Certificates and 2 Issuers in the API server, got %q (%v)", out, err)
+	}
+	vwc, err := e.client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, releaseName, metav1.GetOptions{})
+	if err != nil || vwc.Annotations["cert-manager.io/inject-ca-from"] != releaseNS+"/"+releaseName+"-webhook" {
+		t.Errorf("ValidatingWebhookConfiguration lacks the inject-ca-from annotation (%v)", err)
+	}
+	e.mustHelm(ctx, "uninstall", releaseName, "--namespace", releaseNS, "--wait", "--timeout", "3m")
+	e.checkAllGone(ctx, manifest)
+}
+
+// everything: every optional object but the ServiceMonitor (no prometheus-operator CRD here) is
+// accepted by the API server.
+func (e *installEnv) everything(ctx context.Context) {
+	t := e.t
+	e.mustHelm(ctx, "install", releaseName, e.chart, "--namespace", releaseNS,
+		"--values", filepath.Join("testdata", "values", "everything.yaml"), "--set", "serviceMonitor.enabled=false")
+	manifest := e.mustHelm(ctx, "get", "manifest", releaseName, "--namespace", releaseNS)
+	e.checkAllExist(ctx, manifest, len(decodeAll(t, manifest)))
+	e.mustHelm(ctx, "uninstall", releaseName, "--namespace", releaseNS, "--wait", "--timeout", "3m")
+	e.checkAllGone(ctx, manifest)
+}
+
+func (e *installEnv) mustHelm(ctx context.Context, args ...string) string {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, e.helm, append(args, "--kubeconfig", e.c.Kubeconfig())...)
+	cmd.Env = append(os.Environ(),
+		"HELM_CACHE_HOME="+filepath.Join(e.home, "cache"),
+		"HELM_CONFIG_HOME="+filepath.Join(e.home, "config"),
+		"HELM_DATA_HOME="+filepath.Join(e.home, "data"),
+	)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		e.t.Fatalf("helm %s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errb.String())
+	}
+	return out.String()
+}
+
+// checkAllExist asserts the API server holds every object of the manifest.
+func (e *installEnv) checkAllExist(ctx context.Context, manifest string, want int) {
+	e.t.Helper()
+	out, _, err := e.c.KubectlInput(ctx, manifest, "get", "-f", "-", "-o", "name")
+	if err != nil {
+		e.t.Fatalf("objects of the release missing: %v", err)
+	}
+	if got := strings.Count(strings.TrimSpace(out), "\n") + 1; got != want {
+		e.t.Errorf("%d of the release's %d objects exist:\n%s", got, want, out)
+	}
+}
+
+// checkAllGone waits until no object of the manifest is left.
+func (e *installEnv) checkAllGone(ctx context.Context, manifest string) {
+	e.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		out, _, err := e.c.KubectlInput(ctx, manifest, "get", "-f", "-", "--ignore-not-found", "-o", "name")
+		if err == nil && strings.TrimSpace(out) == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("left after helm uninstall (err %v):\n%s", err, out)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// clobberCABundles overwrites caBundle in every webhook of the release with a certificate nobody uses.
+func (e *installEnv) clobberCABundles(ctx context.Context) {
+	e.t.Helper()
+	ca, err := cluster.NewCA("not-meshwarden")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	api := e.client.AdmissionregistrationV1()
+	mwc, err := api.MutatingWebhookConfigurations().Get(ctx, releaseName, metav1.GetOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for i := range mwc.Webhooks {
+		mwc.Webhooks[i].ClientConfig.CABundle = ca.CertPEM
+	}
+	if _, err := api.MutatingWebhookConfigurations().Update(ctx, mwc, metav1.UpdateOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+	vwc, err := api.ValidatingWebhookConfigurations().Get(ctx, releaseName, metav1.GetOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	vwc.Webhooks[0].ClientConfig.CABundle = ca.CertPEM
+	if _, err := api.ValidatingWebhookConfigurations().Update(ctx, vwc, metav1.UpdateOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// checkCABundles asserts every webhook of the release has a caBundle.
+func (e *installEnv) checkCABundles(ctx context.Context) {
+	e.t.Helper()
+	api := e.client.AdmissionregistrationV1()
+	mwc, err := api.MutatingWebhookConfigurations().Get(ctx, releaseName, metav1.GetOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	vwc, err := api.ValidatingWebhookConfigurations().Get(ctx, releaseName, metav1.GetOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	configs := map[string]admissionv1.WebhookClientConfig{vwc.Webhooks[0].Name: vwc.Webhooks[0].ClientConfig}
+	for _, w := range mwc.Webhooks {
+		configs[w.Name] = w.ClientConfig
+	}
+	for name, cc := range configs {
+		if len(cc.CABundle) == 0 {
+			e.t.Errorf("webhook %s has no caBundle", name)
+		}
+	}
+}
+
+func testPod(labels map[string]string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "chart-", Labels: labels},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}}},
+	}
+}
+
+func hasProxy(p *corev1.Pod) bool {
+	var proxy, init bool
+	for _, c := range append(p.Spec.InitContainers, p.Spec.Containers...) {
+		proxy = proxy || c.Name == "envoy"
+		init = init || c.Name == "meshwarden-init"
+	}
+	return proxy && init
+}
+
+// waitInjected creates pods in ns until one comes back injected (the API server picks up webhook
+// configuration changes from an informer, and caBundle may be being restored), within 30s.
+func (e *installEnv) waitInjected(ctx context.Context, ns string, labels map[string]string, mw *localMeshwarden) {
+	e.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var last string
+	for {
+		p, err := e.client.CoreV1().Pods(ns).Create(ctx, testPod(labels), metav1.CreateOptions{})
+		switch {
+		case err != nil:
+			last = err.Error()
+		case hasProxy(p):
+			return
+		default:
+			last = "pod " + p.Name + " created without a sidecar"
+			_ = e.client.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{})
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("no injected pod in %s within 30s; last: %s; meshwarden log %s", ns, last, mw.log)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// checkPods: the chart's two injection webhooks select exactly the pods the shared names promise.
+func (e *installEnv) checkPods(ctx context.Context) {
+	e.t.Helper()
+	cases := []struct {
+		ns     string
+		labels map[string]string
+		want   bool
+	}{
+		{"apps", nil, true},
+		{"apps", map[string]string{"sidecar.meshwarden.io/inject": "false"}, false},
+		{"plain", map[string]string{"sidecar.meshwarden.io/inject": "true"}, true},
+		{"plain", nil, false},
+		{releaseNS, map[string]string{"sidecar.meshwarden.io/inject": "true"}, false},
+	}
+	for _, c := range cases {
+		p, err := e.client.CoreV1().Pods(c.ns).Create(ctx, testPod(c.labels), metav1.CreateOptions{})
+		if err != nil {
+			e.t.Errorf("namespace %s, labels %v: %v", c.ns, c.labels, err)
+			continue
+		}
+		if hasProxy(p) != c.want {
+			e.t.Errorf("namespace %s, labels %v: injected %v, want %v", c.ns, c.labels, hasProxy(p), c.want)
+		}
+	}
+}
+
+// installCertManagerCRDs applies the CRDs shipped in the cert-manager module meshwarden's go.mod requires.
+func (e *installEnv) installCertManagerCRDs(ctx context.Context) {
+	e.t.Helper()
+	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", "github.com/cert-manager/cert-manager")
+	cmd.Dir = repoRoot(e.t)
+	out, err := cmd.Output()
+	if err != nil {
+		e.t.Fatalf("locating the cert-manager module: %v", err)
+	}
+	crds := filepath.Join(strings.TrimSpace(string(out)), "deploy", "crds")
+	if _, _, err := e.c.Kubectl(ctx, "apply", "--server-side", "-f", crds); err != nil {
+		e.t.Fatal(err)
+	}
+	if _, _, err := e.c.Kubectl(ctx, "wait", "--for=condition=Established", "--timeout=60s", "-f", crds); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// localMeshwarden is `meshwarden serve` run on this machine the way the chart's Deployment runs it.
+type localMeshwarden struct {
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+}
+
+func (m *localMeshwarden) stop() {
+	if m.cmd == nil || m.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-m.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-m.done:
+	case <-time.After(15 * time.Second):
+		_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
+		<-m.done
+	}
+}
+
+// startMeshwarden runs meshwarden with the release's config file and Deployment arguments (only the
+// listen addresses and the config path changed for a local process), authenticated as the release's
+// ServiceAccount, and waits until it is ready: certificate written and caBundle in place.
+func (e *installEnv) startMeshwarden(ctx context.Context, objs []object) *localMeshwarden {
+	t := e.t
+	t.Helper()
+	bin, err := cluster.BuildMeshwarden(ctx, e.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm := find[*corev1.ConfigMap](t, objs, releaseName+"-config")
+	cfgFile := filepath.Join(e.dir, "meshwarden-config.yaml")
+	if err := os.WriteFile(cfgFile, []byte(cm.Data["config.yaml"]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := find[*appsv1.Deployment](t, objs, releaseName)
+	pod := d.Spec.Template.Spec
+	kubeconfig := e.serviceAccountKubeconfig(ctx, pod.ServiceAccountName)
+	ports := [2]int{}
+	for i := range ports {
+		if ports[i], err = freePort(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var args []string
+	for _, a := range pod.Containers[0].Args {
+		switch name, _, _ := strings.Cut(a, "="); name {
+		case "--config", "--webhook-port", "--metrics-addr", "--health-addr":
+		default:
+			args = append(args, a)
+		}
+	}
+	args = append(args, "--config="+cfgFile, "--kubeconfig="+kubeconfig, "--webhook-host=127.0.0.1",
+		"--webhook-port="+strconv.Itoa(e.webhook), "--metrics-addr=127.0.0.1:"+strconv.Itoa(ports[0]),
+		"--health-addr=127.0.0.1:"+strconv.Itoa(ports[1]))
+	logFile := filepath.Join(e.dir, "meshwarden-chart.log")
+	f, err := os.Create(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "POD_NAMESPACE="+releaseNS, "POD_NAME=meshwarden-local")
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	m := &localMeshwarden{cmd: cmd, log: logFile, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); f.Close(); close(m.done) }()
+	t.Cleanup(m.stop)
+
+	readyz := fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[1])
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		select {
+		case <-m.done:
+			t.Fatalf("meshwarden exited (args %q); log %s:\n%s", args, logFile, tailFile(logFile))
+		default:
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, readyz, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return m
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("meshwarden not ready within 90s; log %s:\n%s", logFile, tailFile(logFile))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// serviceAccountKubeconfig writes a kubeconfig with a token of the release's ServiceAccount.
+func (e *installEnv) serviceAccountKubeconfig(ctx context.Context, sa string) string {
+	e.t.Helper()
+	tr, err := e.client.CoreV1().ServiceAccounts(releaseNS).CreateToken(ctx, sa, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		e.t.Fatalf("token for ServiceAccount %s: %v", sa, err)
+	}
+	rc := e.c.RESTConfig()
+	ca := rc.CAData
+	if len(ca) == 0 && rc.CAFile != "" {
+		if ca, err = os.ReadFile(rc.CAFile); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["c"] = &clientcmdapi.Cluster{Server: rc.Host, CertificateAuthorityData: ca}
+	cfg.AuthInfos["sa"] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
+	cfg.Contexts["sa"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "sa", Namespace: releaseNS}
+	cfg.CurrentContext = "sa"
+	path := filepath.Join(e.dir, "meshwarden-sa.kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		e.t.Fatal(err)
+	}
+	return path
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func tailFile(path string) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > 40 {
+		lines = lines[len(lines)-40:]
+	}
+	return strings.Join(lines, "\n")
+}
