@@ -87,7 +87,9 @@ func (c *vsCheck) gateway(field, ref string) (gatewayRef, bool) {
 	case c.x.gateways[r.String()] != nil || c.x.kgateways[r.String()] != nil:
 		return r, true
 	}
-	msg := fmt.Sprintf("Gateway %q not found", r.String())
+	// The reference as written keeps the message short and recognisable; the suggestion carries a
+	// namespace when it lies in another one.
+	msg := fmt.Sprintf("Gateway %q not found", ref)
 	if s, ok := c.suggestGateway(r); ok {
 		msg += fmt.Sprintf("; did you mean %q?", s)
 	}

@@ -117,11 +117,11 @@ func TestDidYouMean(t *testing.T) {
 		},
 		"other namespace": {
 			docs: []string{storeGw, vs("web", "sample-app", `{hosts: ["*"], gateways: [store-gateway]}`)},
-			want: `Error [MW0101] VirtualService web/sample-app spec.gateways[0]: Gateway "web/store-gateway" not found; did you mean "store/store-gateway"?`,
+			want: `Error [MW0101] VirtualService web/sample-app spec.gateways[0]: Gateway "store-gateway" not found; did you mean "store/store-gateway"?`,
 		},
 		"nothing close": {
 			docs: []string{storeGw, vs("store", "sample-app", `{hosts: ["*"], gateways: [public]}`)},
-			want: `Error [MW0101] VirtualService store/sample-app spec.gateways[0]: Gateway "store/public" not found`,
+			want: `Error [MW0101] VirtualService store/sample-app spec.gateways[0]: Gateway "public" not found`,
 		},
 		"service host": {
 			docs: []string{reviews, vs("default", "r", route("reviws"))},

@@ -126,6 +126,19 @@ func TestHandle(t *testing.T) {
 			req:   request(admissionv1.Delete, "networking.istio.io", "v1", "Gateway", "store", "store-gateway", nil, nil),
 			want:  result{Allowed: true, Warnings: []string{"Gateway store-gateway is still referenced by VirtualService b, VirtualService web/a"}},
 		},
+		"many dependents are counted, not listed past one line": {
+			cache: func() []client.Object {
+				var out []client.Object
+				for _, n := range []string{"a", "b", "c", "d", "e", "f"} {
+					out = append(out, vsObject("web", "virtualservice-with-a-long-name-"+n, "store/store-gateway"))
+				}
+				return out
+			}(),
+			req: request(admissionv1.Delete, "networking.istio.io", "v1", "Gateway", "store", "store-gateway", nil, nil),
+			want: result{Allowed: true, Warnings: []string{
+				"Gateway store-gateway is still referenced by VirtualService web/virtualservice-with-a-long-name-a and 5 more",
+			}},
+		},
 		"deleting a referenced Service warns with its dependents": {
 			cache: []client.Object{service("warned", "reviews"), destinationRule("warned", "reviews", "reviews")},
 			req:   request(admissionv1.Delete, "", "v1", "Service", "warned", "reviews", nil, nil),
