@@ -130,4 +130,6 @@ func contains(s []string, v string) bool {
 }
 
 // ResolveHost expands a host as written in an object of namespace ns, the way the checks do.
-func ResolveHost(h, ns string, o Options) string { return resolveHost(h, ns, o.withDefaults().ClusterDomain) }
+func ResolveHost(h, ns string, o Options) string {
+	return resolveHost(h, ns, o.withDefaults().ClusterDomain)
+}
