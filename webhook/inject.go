@@ -27,7 +27,13 @@ type InjectHandler struct {
 	// Floor skips the injector and allows every request: the cost of only reading and answering,
 	// which the benchmarks compare against. Never set in a server.
 	Floor bool
+	// Timeout bounds one request, body read included, so that a slow client or a slow API server
+	// gets an answer before the API server's own webhook timeout (default 10 s) gives up on us.
+	Timeout time.Duration
 }
+
+// DefaultTimeout leaves a second of the API server's default 10 s webhook timeout for the network.
+const DefaultTimeout = 9 * time.Second
 
 // ServeHTTP reads top to bottom: decode, admit (decide, render, plan), respond.
 func (h *InjectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -41,6 +47,16 @@ func (h *InjectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		h.Metrics.Duration.Observe(time.Since(start).Seconds())
 	}()
+
+	timeout := h.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	// A client that trickles its body is cut off at the deadline instead of holding a goroutine.
+	_ = http.NewResponseController(w).SetReadDeadline(start.Add(timeout))
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	r = r.WithContext(ctx)
 
 	review, err := readReview(w, r)
 	if err != nil {

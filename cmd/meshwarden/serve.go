@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"flag"
 	"fmt"
 	"os"
@@ -19,7 +18,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	networkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
@@ -94,14 +92,6 @@ func serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return fmt.Errorf("certificates: %w", err)
 	}
-	tlsOpts := append([]func(*tls.Config){func(c *tls.Config) {
-		c.MinVersion = tls.VersionTLS12
-		if !cfg.Server.EnableHTTP2 {
-			// HTTP/2 rapid reset and its kin cost nothing to an HTTP/1.1-only server.
-			c.NextProtos = []string{"http/1.1"}
-		}
-	}}, certs.TLSOpts...)
-
 	le := cfg.LeaderElection
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                        newScheme(),
@@ -115,8 +105,9 @@ func serve(ctx context.Context, f serveFlags) error {
 		RenewDeadline:                 &le.RenewDeadline.Duration,
 		RetryPeriod:                   &le.RetryPeriod.Duration,
 		GracefulShutdownTimeout:       &cfg.Server.ShutdownGrace.Duration,
-		WebhookServer: crwebhook.NewServer(crwebhook.Options{
-			Host: f.webhookHost, Port: f.webhookPort, CertDir: cfg.Certs.Dir, TLSOpts: tlsOpts,
+		WebhookServer: webhook.NewServer(webhook.ServerOptions{
+			Host: f.webhookHost, Port: f.webhookPort, CertDir: cfg.Certs.Dir,
+			EnableHTTP2: cfg.Server.EnableHTTP2, TLSOpts: certs.TLSOpts,
 		}),
 	})
 	if err != nil {
