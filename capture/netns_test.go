@@ -124,7 +124,9 @@ func TestCaptureInNetns(t *testing.T) {
 				checkCases(t, tp, defaultCases)
 			})
 
-			args := append([]string{be}, exclusionFlags...)
+			args := slices.Concat([]string{be}, exclusionFlags)
+			tproxy := slices.Concat(args, []string{"--mode", "TPROXY"})
+			var redirected string // the ruleset with args, for the mode switch below
 			t.Run("REDIRECT exclusions, rerun converges", func(t *testing.T) {
 				initIn(t, tp, args...)
 				checkCases(t, tp, exclusionCases)
@@ -132,10 +134,10 @@ func TestCaptureInNetns(t *testing.T) {
 			})
 
 			t.Run("idempotent and dry-run matches", func(t *testing.T) {
-				first := snapshot(t, tp)
+				redirected = snapshot(t, tp)
 				initIn(t, tp, args...)
-				diffSnapshots(t, "second run", first, snapshot(t, tp))
-				checkDryRunMatches(t, tp, backend, append(args, "--dry-run"))
+				diffSnapshots(t, "second run", redirected, snapshot(t, tp))
+				checkDryRunMatches(t, tp, backend, slices.Concat(args, []string{"--dry-run"}))
 			})
 
 			t.Run("cleanup restores the ruleset", func(t *testing.T) {
@@ -146,16 +148,21 @@ func TestCaptureInNetns(t *testing.T) {
 				diffSnapshots(t, "after a second --cleanup", before, snapshot(t, tp))
 			})
 
-			t.Run("TPROXY", func(t *testing.T) {
-				initIn(t, tp, append(args, "--mode", "TPROXY")...)
+			t.Run("TPROXY, and switching modes both ways", func(t *testing.T) {
+				initIn(t, tp, args...)
+				initIn(t, tp, tproxy...)
 				checkCases(t, tp, exclusionCases)
 				checkCases(t, tp, defaultCases)
 				first := snapshot(t, tp)
 				if !strings.Contains(first, "fwmark 0x539 lookup 133") {
 					t.Errorf("TPROXY policy rule missing:\n%s", first)
 				}
-				initIn(t, tp, append(args, "--mode", "TPROXY")...)
+				initIn(t, tp, tproxy...)
 				diffSnapshots(t, "second TPROXY run", first, snapshot(t, tp))
+				checkDryRunMatches(t, tp, backend, slices.Concat(tproxy, []string{"--dry-run"}))
+				initIn(t, tp, args...)
+				diffSnapshots(t, "back to REDIRECT", redirected, snapshot(t, tp))
+				initIn(t, tp, tproxy...)
 				initIn(t, tp, be, "--cleanup")
 				diffSnapshots(t, "after TPROXY --cleanup", before, snapshot(t, tp))
 			})
