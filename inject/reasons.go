@@ -24,6 +24,7 @@ const (
 	SkipPolicyDisabled      Reason = "policy-disabled"
 	SkipNoPod               Reason = "not-a-workload"
 	SkipNoContainers        Reason = "no-containers"
+	SkipUnsupportedKind     Reason = "unsupported-kind"
 )
 
 // Reasons to deny.
@@ -50,6 +51,7 @@ var sentences = map[Reason]string{
 	SkipPolicyDisabled:      "The default policy is disabled and the pod does not opt in with sidecar.meshwarden.io/inject=true.",
 	SkipNoPod:               "The object has no pod template, so there is nothing to inject.",
 	SkipNoContainers:        "The pod has no containers; the API server refuses such a pod on its own.",
+	SkipUnsupportedKind:     "meshwarden injects Pods, Deployments, StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers, Jobs and CronJobs; this kind passes through unchanged.",
 
 	DenyInvalidAnnotation: "A meshwarden annotation on the pod is unknown or has an invalid value.",
 	DenyUnknownTemplate:   "The pod names an injection template that does not exist.",

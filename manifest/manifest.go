@@ -183,6 +183,11 @@ func injectObject(in *inject.Injector, obj map[string]any, res *Result) (bool, e
 	}
 	path := inject.PodTemplatePath(kind)
 	if path == nil {
+		// A workload kind meshwarden does not know (an OpenShift DeploymentConfig, say) is said, not
+		// silently passed over.
+		if spec, ok := obj["spec"].(map[string]any); ok && spec["template"] != nil {
+			res.Skipped = append(res.Skipped, Skip{Object: describe(obj), Reason: inject.SkipUnsupportedKind})
+		}
 		return false, nil
 	}
 	tmpl := obj
