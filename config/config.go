@@ -5,9 +5,11 @@ package config
 import (
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -155,7 +157,7 @@ func Load(path string) (*Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading config: %w", err)
 		}
-		if err := yaml.UnmarshalStrict(data, c); err != nil {
+		if err := decodeStrict(data, c); err != nil {
 			return nil, fmt.Errorf("config %s: %w", path, err)
 		}
 	}
@@ -238,6 +240,27 @@ const (
 	DefaultProxyImage = "envoyproxy/envoy:v1.36.2"
 	DefaultInitImage  = "ghcr.io/meshwarden/meshwarden-init:latest"
 )
+
+// decodeStrict refuses unknown fields, duplicate keys and keys that differ only in case: a misspelt
+// setting silently ignored would be a default the user thinks they changed.
+func decodeStrict(data []byte, c *Config) error {
+	j, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return err
+	}
+	strictErrs, err := kjson.UnmarshalStrict(j, c)
+	if err != nil {
+		return err
+	}
+	if len(strictErrs) > 0 {
+		msgs := make([]string, len(strictErrs))
+		for i, e := range strictErrs {
+			msgs[i] = e.Error()
+		}
+		return fmt.Errorf("%s (see config/config.go for the fields)", strings.Join(msgs, "; "))
+	}
+	return nil
+}
 
 func setStr(s *string, v string) {
 	if *s == "" {

@@ -1,0 +1,53 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDefaultsAreValid(t *testing.T) {
+	c, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Injection.DefaultPolicy != PolicyEnabled || c.Guard.DefaultMode != GuardWarn || c.Certs.Mode != CertSelf || !*c.Injection.NativeSidecar {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+}
+
+func TestLoadErrorsNameTheField(t *testing.T) {
+	cases := map[string]struct {
+		yaml string
+		want []string
+	}{
+		"unknown field": {"injection:\n  proxyCpu: 1\n", []string{`unknown field "injection.proxyCpu"`}},
+		"bad policy":    {"injection:\n  defaultPolicy: sometimes\n", []string{`injection.defaultPolicy: Unsupported value: "sometimes"`, `"enabled"`}},
+		"bad quantity":  {"injection:\n  proxyCPU: lots\n", []string{`injection.proxyCPU: Invalid value: "lots": must be a quantity`}},
+		"bad xds":       {"injection:\n  xdsAddress: istiod\n", []string{`injection.xdsAddress: Invalid value: "istiod": must be host:port`}},
+		"bad selector":  {"injection:\n  neverInjectSelector:\n  - matchExpressions: [{key: a, operator: Sometimes}]\n", []string{`injection.neverInjectSelector[0]`}},
+		"bad mode":      {"guard:\n  defaultMode: loud\n", []string{`guard.defaultMode: Unsupported value: "loud"`}},
+		"bad cert mode": {"certs:\n  mode: vault\n", []string{`certs.mode: Unsupported value: "vault"`}},
+		"lease order":   {"leaderElection:\n  leaseDuration: 5s\n  renewDeadline: 10s\n", []string{"leaderElection.renewDeadline", "must be shorter than leaseDuration"}},
+		"every problem": {"guard:\n  defaultMode: xx\ncerts:\n  mode: vaulty\n", []string{"guard.defaultMode", "certs.mode"}},
+		"wrong kind":    {"kind: Pod\n", []string{`kind: Unsupported value: "Pod"`}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "config.yaml")
+			if err := os.WriteFile(p, []byte(tc.yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(p)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
