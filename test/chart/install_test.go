@@ -133,6 +133,8 @@ func (e *installEnv) selfMode(ctx context.Context) {
 	}
 	e.waitInjected(ctx, "apps", nil, mw)
 	e.checkPods(ctx)
+	e.checkGuard(ctx)
+	e.runHelmTestScript(ctx, mw)
 
 	// A plain upgrade: helm's three-way merge leaves the caBundle meshwarden set alone.
 	e.mustHelm(ctx, "upgrade", releaseName, e.chart, "--namespace", releaseNS, "--reuse-values",
@@ -317,6 +319,61 @@ func (e *installEnv) checkCABundles(ctx context.Context) {
 		if len(cc.CABundle) == 0 {
 			e.t.Errorf("webhook %s has no caBundle", name)
 		}
+	}
+}
+
+// checkGuard: the API server sends Istio config to the guard through the chart's validating webhook,
+// and kubectl shows its finding as a warning (default mode warn).
+func (e *installEnv) checkGuard(ctx context.Context) {
+	e.t.Helper()
+	const vs = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: guard-demo, namespace: apps}
+spec:
+  hosts: [guard-demo]
+  http: [{route: [{destination: {host: no-such-service}}]}]
+`
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, stderr, err := e.c.KubectlInput(ctx, vs, "apply", "-f", "-")
+		if err != nil {
+			e.t.Fatalf("applying a VirtualService in warn mode: %v", err)
+		}
+		if strings.Contains(stderr, "Warning:") && strings.Contains(stderr, "no-such-service") {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("no guard warning for a route to a missing host within 30s; kubectl stderr: %q", stderr)
+		}
+		_, _, _ = e.c.Kubectl(ctx, "delete", "virtualservice", "guard-demo", "-n", "apps", "--ignore-not-found")
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// runHelmTestScript runs the script of the chart's `helm test` Pod on this machine against the local
+// meshwarden (kwok would only pretend to run the Pod), trusting the CA from meshwarden's Secret.
+func (e *installEnv) runHelmTestScript(ctx context.Context, mw *localMeshwarden) {
+	e.t.Helper()
+	hooks := decodeAll(e.t, e.mustHelm(ctx, "get", "hooks", releaseName, "--namespace", releaseNS))
+	pod := find[*corev1.Pod](e.t, hooks, releaseName+"-test-webhook")
+	c := pod.Spec.Containers[0]
+	sec, err := e.client.CoreV1().Secrets(releaseNS).Get(ctx, releaseName+"-webhook-tls", metav1.GetOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	certs := filepath.Join(e.dir, "helm-test-certs")
+	if err := os.MkdirAll(certs, 0o700); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(certs, "ca.crt"), sec.Data["ca.crt"], 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	script := strings.ReplaceAll(c.Args[0], "/certs/ca.crt", filepath.Join(certs, "ca.crt"))
+	cmd := exec.CommandContext(ctx, c.Command[0], append(c.Command[1:], script)...)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("URL=https://127.0.0.1:%d/inject", e.webhook), "NAMESPACE="+releaseNS)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "PASS") {
+		e.t.Errorf("the helm test script failed against meshwarden (%v):\n%s\nmeshwarden log %s", err, out, mw.log)
 	}
 }
 
