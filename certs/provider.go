@@ -130,7 +130,7 @@ func (p *Provider) Ready(*http.Request) error {
 	}
 	v := p.view.Load()
 	if v == nil || !v.isSynced() {
-		return errors.New("webhook configurations not watched yet")
+		return errors.New("webhook configurations not watched yet (if this lasts, check RBAC: get/list/watch on mutating/validatingwebhookconfigurations and on the Secret)")
 	}
 	return v.keeper.trusted(c.Leaf, now)
 }
