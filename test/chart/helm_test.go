@@ -23,6 +23,8 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+
+	"github.com/meshwarden/meshwarden/test/cluster"
 )
 
 // Fixed inputs of every render, so that the goldens do not depend on the machine.
@@ -45,10 +47,15 @@ func repoRoot(t testing.TB) string {
 
 func chartDir(t testing.TB) string { return filepath.Join(repoRoot(t), "charts", "meshwarden") }
 
-// helmBinary returns bin/helm, skipping the test when it is not built (failing under CI).
+// helmBinary returns helm from bin/ ($MESHWARDEN_BIN when set, like test/cluster), skipping the test
+// when it is not built (failing under CI).
 func helmBinary(t testing.TB) string {
 	t.Helper()
-	p := filepath.Join(repoRoot(t), "bin", "helm")
+	bin, err := cluster.BinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(bin, "helm")
 	if _, err := os.Stat(p); err != nil {
 		if ci := os.Getenv("CI"); ci != "" && ci != "false" {
 			t.Fatalf("bin/helm is missing (CI=%s): `make test` builds it with `make tools`", ci)
