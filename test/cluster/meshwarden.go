@@ -29,8 +29,11 @@ type MeshwardenOptions struct {
 // Meshwarden is a `meshwarden serve` subprocess with a throwaway CA and a serving certificate for
 // 127.0.0.1, talking to the cluster as admin.
 type Meshwarden struct {
-	proc                    *process
-	client                  *http.Client
+	proc    *process
+	args    []string // serve flags without the health and metrics addresses
+	started bool
+	client  *http.Client
+
 	WebhookPort, HealthPort int
 	MetricsPort             int
 	CertDir                 string
@@ -101,14 +104,12 @@ func (c *Cluster) StartMeshwarden(ctx context.Context, o MeshwardenOptions) (*Me
 		WebhookPort: ports[0], HealthPort: ports[1], MetricsPort: ports[2],
 		CertDir: certDir, CA: ca, Namespace: o.Namespace,
 	}
-	args := append([]string{"serve", "--config=" + configFile,
+	m.args = append([]string{"serve", "--config=" + configFile,
 		"--kubeconfig=" + c.kubeconfig, "--namespace=" + o.Namespace,
 		"--webhook-host=127.0.0.1", "--webhook-port=" + strconv.Itoa(m.WebhookPort),
 		"--cert-dir=" + certDir,
-		"--metrics-addr=127.0.0.1:" + strconv.Itoa(m.MetricsPort),
-		"--health-addr=127.0.0.1:" + strconv.Itoa(m.HealthPort),
 	}, o.Args...)
-	m.proc = &process{name: "meshwarden", path: o.Binary, args: args, dir: c.dir}
+	m.proc = &process{name: "meshwarden", path: o.Binary, dir: c.dir}
 	c.procs = append(c.procs, m.proc)
 	if err := m.Start(ctx); err != nil {
 		return nil, err
@@ -116,11 +117,24 @@ func (c *Cluster) StartMeshwarden(ctx context.Context, o MeshwardenOptions) (*Me
 	return m, nil
 }
 
-// Start (re)starts a stopped meshwarden with the same flags and certificate and waits until it serves.
+// Start (re)starts a stopped meshwarden with the same flags, webhook port and certificate and
+// waits until it serves. HealthPort and MetricsPort may change on a restart.
 func (m *Meshwarden) Start(ctx context.Context) error {
 	if m.proc.running() {
 		return nil
 	}
+	if m.started {
+		// The webhook port is in the webhook configurations and must stay; the others are
+		// picked again in case something took them while meshwarden was down.
+		ports, err := freePorts(2)
+		if err != nil {
+			return err
+		}
+		m.HealthPort, m.MetricsPort = ports[0], ports[1]
+	}
+	m.started = true
+	m.proc.args = append(m.args[:len(m.args):len(m.args)],
+		"--metrics-addr=127.0.0.1:"+strconv.Itoa(m.MetricsPort), "--health-addr=127.0.0.1:"+strconv.Itoa(m.HealthPort))
 	if err := m.proc.start(); err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -130,8 +131,10 @@ func killStale(dir, binDir string) {
 	}
 }
 
-// freePorts returns n distinct ports that were free on 127.0.0.1 a moment ago. Holding all
-// listeners until the end keeps them distinct from each other.
+// freePorts returns n distinct ports that were free on 127.0.0.1 a moment ago. They come from
+// below Linux's ephemeral range (32768+), so that while a component restarts on the same port
+// (API server, meshwarden's webhook) no outgoing connection can take it as its local port.
+// Holding all listeners until the end keeps them distinct from each other.
 func freePorts(n int) ([]int, error) {
 	ports := make([]int, 0, n)
 	var ls []net.Listener
@@ -140,16 +143,25 @@ func freePorts(n int) ([]int, error) {
 			l.Close()
 		}
 	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for attempt := 0; len(ports) < n; attempt++ {
+		addr := fmt.Sprintf("127.0.0.1:%d", lowPortBase+rand.IntN(lowPortSpan))
+		if attempt > 1000 {
+			addr = "127.0.0.1:0" // the low range is crowded; any free port will do
+		}
+		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			return nil, fmt.Errorf("find a free port: %w", err)
+			if attempt > 1000 {
+				return nil, fmt.Errorf("find a free port: %w", err)
+			}
+			continue
 		}
 		ls = append(ls, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
 }
+
+const lowPortBase, lowPortSpan = 20000, 12000
 
 // poll calls check every interval until it returns nil, ctx ends, or timeout passes. If watch exits
 // meanwhile, polling stops early with that process's log tail.

@@ -95,7 +95,27 @@ func startMeshwarden(ctx context.Context, c *cluster.Cluster, policy admissionv1
 		return err
 	}
 	logf("meshwarden serves %s (log: %s)", m.URL("/inject"), m.LogFile())
+	go supervise(ctx, m, logf)
 	return nil
+}
+
+// supervise restarts meshwarden when it exits, as the kubelet would restart its pod (it exits on
+// purpose, e.g. when it loses its leader lease while the API server is unreachable).
+func supervise(ctx context.Context, m *cluster.Meshwarden, logf func(string, ...any)) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
+		if m.Running() || ctx.Err() != nil {
+			continue
+		}
+		logf("meshwarden exited (log: %s); restarting it", m.LogFile())
+		if err := m.Start(ctx); err != nil && ctx.Err() == nil {
+			logf("restart meshwarden: %v", err)
+		}
+	}
 }
 
 func printUsage(w io.Writer, c *cluster.Cluster, root string) {
