@@ -9,12 +9,15 @@ TOOLS_MODFILES := $(TOOLS_DIR)/go.mod $(TOOLS_DIR)/go.sum $(TOOLS_DIR)/helm/go.m
 # Stripped, no VCS stamping: the binaries are only run locally, and smaller links are faster.
 TOOLS_GOFLAGS := -trimpath -ldflags=-s\ -w
 
+# A binary deleted by hand (or a bin/ from an interrupted build) forces a rebuild too.
+TOOLS_MISSING := $(strip $(foreach b,$(TOOLS_BINS) kwok-stages.yaml,$(if $(wildcard $(BIN)/$(b)),,$(b))))
+
 TEST_PREREQS += tools
 
 .PHONY: tools
 tools: $(TOOLS_STAMP) ## Build kube-apiserver, etcd, kwok, kubectl, … into bin/ (cached).
 
-$(TOOLS_STAMP): $(TOOLS_MODFILES) $(CURDIR)/mk/tools.mk
+$(TOOLS_STAMP): $(TOOLS_MODFILES) $(CURDIR)/mk/tools.mk $(if $(TOOLS_MISSING),tools-force)
 	@mkdir -p $(BIN)
 	@echo "building control-plane tools into bin/ (first time: several minutes)"
 	cd $(TOOLS_DIR) && $(GO) build $(TOOLS_GOFLAGS) -o $(BIN)/ \
@@ -30,6 +33,9 @@ $(TOOLS_STAMP): $(TOOLS_MODFILES) $(CURDIR)/mk/tools.mk
 	  done > $(BIN)/kwok-stages.yaml
 	@for b in $(TOOLS_BINS); do test -x $(BIN)/$$b || { echo "missing bin/$$b after build"; exit 1; }; done
 	@touch $@
+
+.PHONY: tools-force
+tools-force:
 
 .PHONY: tools-clean
 tools-clean: ## Remove the built control-plane tools from bin/.
