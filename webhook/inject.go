@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -112,7 +111,7 @@ func (h *InjectHandler) admit(ctx context.Context, req *admissionv1.AdmissionReq
 	if len(res.Patch) == 0 {
 		return allowed(), nil
 	}
-	patch, err := json.Marshal(res.Patch)
+	patch, err := inject.MarshalPatch(res.Patch)
 	if err != nil {
 		return nil, err
 	}
