@@ -26,6 +26,9 @@ func (l *Loader) AddCluster(ctx context.Context, c client.Reader, opts ...client
 			})
 		},
 		func() error {
+			if l.SkipWorkloads {
+				return nil
+			}
 			return list(ctx, c, opts, &corev1.PodList{}, func(ls *corev1.PodList) {
 				for _, p := range ls.Items {
 					l.AddObject(guard.Workload{Kind: "Pod", Namespace: p.Namespace, Name: p.Name, Labels: p.Labels, NodeName: p.Spec.NodeName})
@@ -33,6 +36,9 @@ func (l *Loader) AddCluster(ctx context.Context, c client.Reader, opts ...client
 			})
 		},
 		func() error {
+			if l.SkipWorkloads {
+				return nil
+			}
 			return list(ctx, c, opts, &corev1.NodeList{}, func(ls *corev1.NodeList) {
 				for _, n := range ls.Items {
 					l.AddObject(node{name: n.Name, labels: n.Labels})

@@ -33,6 +33,9 @@ type Loader struct {
 	objs map[string]any // "kind/ns/name" → object
 	// Ignored counts documents of kinds that play no part in the checks.
 	Ignored int
+	// SkipWorkloads makes AddCluster skip Pods and Nodes, which only the DestinationRule and Gateway
+	// checks read: listing 20k pods for a VirtualService admission would be wasted.
+	SkipWorkloads bool
 }
 
 // New returns a Loader that puts objects without a namespace into ns.

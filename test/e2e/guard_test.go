@@ -1,8 +1,13 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -114,4 +119,52 @@ func waitEvent(ctx context.Context, t *testing.T, ns, name, reason string) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// TestGuardCheckLiveCluster runs `meshwarden check` against the cluster, then with a file on top that
+// fixes the reference.
+func TestGuardCheckLiveCluster(t *testing.T) {
+	ctx, ns := setup(t, nil)
+	if _, stderr, err := env.KubectlInput(ctx, storeYAML(ns, "store-gatewy"), "apply", "-f", "-"); err != nil {
+		t.Fatalf("apply: %v\n%s", err, stderr)
+	}
+	run := func(args ...string) (int, []guardFinding) {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, filepath.Join(env.BinDir(), "meshwarden"), append([]string{"check", "--kubeconfig=" + env.Kubeconfig(), "-o", "json"}, args...)...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		var all, mine []guardFinding
+		if err := json.Unmarshal(out, &all); err != nil {
+			t.Fatalf("check output is not JSON: %v\n%s\nstderr: %s", err, out, stderr.String())
+		}
+		for _, f := range all {
+			if f.Resource.Namespace == ns && f.Code != "MW0601" { // no ingress pods in this cluster
+				mine = append(mine, f)
+			}
+		}
+		return code, mine
+	}
+	code, got := run()
+	if code != 1 || len(got) != 1 || got[0].Code != "MW0101" || got[0].Resource.Name != "sample-app" {
+		t.Errorf("live check: exit %d, findings %+v; want exit 1 and MW0101 on VirtualService sample-app", code, got)
+	}
+	fix := filepath.Join(t.TempDir(), "fix.yaml")
+	if err := os.WriteFile(fix, []byte(storeYAML(ns, "store-gateway")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := run("-f", fix, "-cluster"); len(got) != 0 {
+		t.Errorf("check with the fix on top of the cluster: findings %+v, want none in %s", got, ns)
+	}
+}
+
+type guardFinding struct {
+	Code     string
+	Resource struct{ Kind, Namespace, Name string }
 }

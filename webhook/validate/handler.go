@@ -128,6 +128,7 @@ func (h *Handler) config(ctx context.Context, log logr.Logger, req admission.Req
 // evaluate returns the object's findings and those of them its previous version did not have.
 func (h *Handler) evaluate(ctx context.Context, r client.Reader, obj, old any) (all, introduced []guard.Finding, err error) {
 	l := load.New("")
+	_, l.SkipWorkloads = obj.(*networking.VirtualService)
 	var opts []client.ListOption
 	if r == h.Cache {
 		opts = append(opts, client.UnsafeDisableDeepCopy) // the snapshot only reads
@@ -173,6 +174,7 @@ func (h *Handler) deleted(ctx context.Context, log logr.Logger, req admission.Re
 		t.Name, t.Namespace = req.Name, req.Namespace
 	}
 	l := load.New("")
+	l.SkipWorkloads = true // dependents are VirtualServices and DestinationRules
 	if err := l.AddCluster(ctx, h.Cache, client.UnsafeDisableDeepCopy); err != nil {
 		log.Error(err, "reading the cluster from the cache")
 		return admission.Allowed("").WithWarnings("meshwarden could not list the objects that reference this one")
