@@ -1,0 +1,151 @@
+package inject
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"gomodules.xyz/jsonpatch/v2"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/yaml"
+)
+
+// TestPatchAgreesWithDiff checks the position-based patch against an independent route on the golden
+// inputs: build the injected pod with typed Go (prepend init containers, append containers and
+// volumes, add annotations), diff it against the input with gomodules.xyz/jsonpatch, apply both patches
+// and compare. Both sides go through corev1.Pod, so fields unknown to the compiled types (which only
+// the position-based patch keeps) do not count.
+func TestPatchAgreesWithDiff(t *testing.T) {
+	files, _ := filepath.Glob("../cmd/meshwarden/testdata/inject/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no golden inputs")
+	}
+	in := newInjector(t, nil)
+	checked := 0
+	for _, f := range files {
+		for i, raw := range podTemplatesOf(t, f) {
+			res, err := in.Inject(Request{Pod: raw, Namespace: enabledNS})
+			if err != nil || len(res.Patch) == 0 {
+				continue
+			}
+			viaOps, err := ApplyPatch(raw, res.Patch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := typedInjection(t, in, raw, viaOps)
+			diff, err := jsonpatch.CreatePatch(raw, want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			viaDiff, err := ApplyPatch(raw, diff)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(canonical(t, viaDiff), canonical(t, viaOps)); d != "" {
+				t.Errorf("%s #%d: position patch and diff patch disagree (-diff +ops):\n%s", filepath.Base(f), i, d)
+			}
+			checked++
+		}
+	}
+	if checked < 5 {
+		t.Fatalf("only %d pods checked", checked)
+	}
+}
+
+// typedInjection is the reference: the injected pod built from typed objects.
+func typedInjection(t *testing.T, in *Injector, raw, injected []byte) []byte {
+	var pod, out corev1.Pod
+	if err := json.Unmarshal(raw, &pod); err != nil {
+		t.Fatal(err)
+	}
+	_ = json.Unmarshal(injected, &out)
+	ov, _ := ParseAnnotations(pod.Annotations, annotationsPath)
+	s := settingsFor(in.cfg.Injection, ov)
+	r, err := in.render(s, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var init, containers []corev1.Container
+	for _, p := range r.initContainers {
+		var c corev1.Container
+		_ = json.Unmarshal(p.raw, &c)
+		init = append(init, c)
+	}
+	user := pod.Spec.Containers
+	for _, p := range r.containers {
+		var c corev1.Container
+		_ = json.Unmarshal(p.raw, &c)
+		containers = append(containers, c)
+	}
+	if s.hold && !s.native {
+		pod.Spec.Containers = append(containers, user...)
+	} else {
+		pod.Spec.Containers = append(user, containers...)
+	}
+	pod.Spec.InitContainers = append(init, pod.Spec.InitContainers...)
+	for _, p := range r.volumes {
+		var v corev1.Volume
+		_ = json.Unmarshal(p.raw, &v)
+		pod.Spec.Volumes = append(pod.Spec.Volumes, v)
+	}
+	if pod.Annotations == nil {
+		pod.Annotations = map[string]string{}
+	}
+	if _, ok := pod.Annotations[AnnotationDefault]; !ok {
+		pod.Annotations[AnnotationDefault] = user[0].Name
+	}
+	pod.Annotations[AnnotationStatus] = out.Annotations[AnnotationStatus]
+	b, _ := json.Marshal(pod)
+	return b
+}
+
+func canonical(t *testing.T, b []byte) corev1.Pod {
+	var p corev1.Pod
+	if err := json.Unmarshal(b, &p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// podTemplatesOf returns the pod templates (as JSON) of the workloads in a YAML file.
+func podTemplatesOf(t *testing.T, path string) [][]byte {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	var walk func(obj map[string]any)
+	walk = func(obj map[string]any) {
+		if items, ok := obj["items"].([]any); ok {
+			for _, it := range items {
+				if m, ok := it.(map[string]any); ok {
+					walk(m)
+				}
+			}
+			return
+		}
+		kind, _ := obj["kind"].(string)
+		p := PodTemplatePath(kind)
+		if p == nil {
+			return
+		}
+		cur := obj
+		for _, k := range p {
+			cur, _ = cur[k].(map[string]any)
+		}
+		if cur != nil {
+			b, _ := json.Marshal(cur)
+			out = append(out, b)
+		}
+	}
+	for _, doc := range strings.Split(string(data), "\n---") {
+		var obj map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &obj); err == nil && obj != nil {
+			walk(obj)
+		}
+	}
+	return out
+}
