@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -154,4 +155,26 @@ func podNames(pods []corev1.Pod) []string {
 		names = append(names, p.Name)
 	}
 	return names
+}
+
+// The demo in examples/ does what `make run` tells users it does.
+func TestExamples(t *testing.T) {
+	ctx, _ := setup(t, nil)
+	root, err := cluster.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := env.Kubectl(ctx, "apply", "-f", filepath.Join(root, "examples")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = env.Client().CoreV1().Namespaces().Delete(context.Background(), "demo", metav1.DeleteOptions{})
+	})
+	for name, want := range map[string]bool{"httpbin": true, "no-sidecar": false} {
+		for _, p := range waitPods(ctx, t, "demo", name, 1) {
+			if injected(&p) != want {
+				t.Errorf("demo pod %s: containers %v, injected = %v, want %v", p.Name, containerNames(&p), !want, want)
+			}
+		}
+	}
 }
