@@ -113,8 +113,12 @@ func TestInstall(t *testing.T) {
 func (e *installEnv) selfMode(ctx context.Context) {
 	t := e.t
 	base := fmt.Sprintf("https://127.0.0.1:%d", e.webhook)
-	e.mustHelm(ctx, "install", releaseName, e.chart, "--namespace", releaseNS, "--create-namespace",
+	notes := e.mustHelm(ctx, "install", releaseName, e.chart, "--namespace", releaseNS, "--create-namespace",
+		"--values", filepath.Join("testdata", "values", "custom-templates.yaml"),
 		"--set", "webhook.url="+base, "--set", "certs.extraSANs={127.0.0.1}", "--wait", "--timeout", "3m")
+	if !strings.Contains(notes, "kubectl label namespace NAME meshwarden.io/inject=enabled") {
+		t.Errorf("helm install printed no NOTES on labelling a namespace:\n%s", notes)
+	}
 	manifest := e.mustHelm(ctx, "get", "manifest", releaseName, "--namespace", releaseNS)
 	objs := decodeAll(t, manifest)
 	e.checkAllExist(ctx, manifest, len(objs))
@@ -131,7 +135,11 @@ func (e *installEnv) selfMode(ctx context.Context) {
 			t.Fatal(err)
 		}
 	}
-	e.waitInjected(ctx, "apps", nil, mw)
+	p := e.waitInjected(ctx, "apps", nil, mw)
+	// The chart's templates ConfigMap, as mounted, is what meshwarden's template loader reads.
+	if got := p.Annotations["audit.example.com/injected"]; got != "yes: really" {
+		t.Errorf("custom template not applied: annotation audit.example.com/injected = %q", got)
+	}
 	e.checkPods(ctx)
 	e.checkGuard(ctx)
 	e.runHelmTestScript(ctx, mw)
@@ -156,11 +164,11 @@ func (e *installEnv) selfMode(ctx context.Context) {
 
 	// Something else clobbers caBundle (a re-applied manifest of an older chart, GitOps, a manual
 	// edit): meshwarden restores it and injection recovers by itself.
-	e.clobberCABundles(ctx)
+	garbage := e.clobberCABundles(ctx)
 	start := time.Now()
+	e.waitRestored(ctx, garbage)
+	t.Logf("caBundle restored %s after it was clobbered", time.Since(start).Round(10*time.Millisecond))
 	e.waitInjected(ctx, "apps", nil, mw)
-	t.Logf("injection working %s after caBundle was clobbered", time.Since(start).Round(10*time.Millisecond))
-	e.checkCABundles(ctx)
 
 	// Everything meshwarden did until now, it did as the chart's ServiceAccount: a refusal is an RBAC
 	// gap. (After the uninstall below its permissions are gone, so later refusals are expected.)
@@ -271,8 +279,38 @@ func (e *installEnv) checkAllGone(ctx context.Context, manifest string) {
 	}
 }
 
-// clobberCABundles overwrites caBundle in every webhook of the release with a certificate nobody uses.
-func (e *installEnv) clobberCABundles(ctx context.Context) {
+// waitRestored waits until no webhook of the release carries the garbage caBundle any more.
+func (e *installEnv) waitRestored(ctx context.Context, garbage []byte) {
+	e.t.Helper()
+	api := e.client.AdmissionregistrationV1()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var bundles [][]byte
+		if mwc, err := api.MutatingWebhookConfigurations().Get(ctx, releaseName, metav1.GetOptions{}); err == nil {
+			for _, w := range mwc.Webhooks {
+				bundles = append(bundles, w.ClientConfig.CABundle)
+			}
+		}
+		if vwc, err := api.ValidatingWebhookConfigurations().Get(ctx, releaseName, metav1.GetOptions{}); err == nil {
+			bundles = append(bundles, vwc.Webhooks[0].ClientConfig.CABundle)
+		}
+		restored := len(bundles) == 3
+		for _, b := range bundles {
+			restored = restored && len(b) > 0 && !bytes.Equal(b, garbage)
+		}
+		if restored {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatal("meshwarden did not restore caBundle within 30s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// clobberCABundles overwrites caBundle in every webhook of the release with a CA nobody uses and
+// returns it.
+func (e *installEnv) clobberCABundles(ctx context.Context) []byte {
 	e.t.Helper()
 	ca, err := cluster.NewCA("not-meshwarden")
 	if err != nil {
@@ -297,6 +335,7 @@ func (e *installEnv) clobberCABundles(ctx context.Context) {
 	if _, err := api.ValidatingWebhookConfigurations().Update(ctx, vwc, metav1.UpdateOptions{}); err != nil {
 		e.t.Fatal(err)
 	}
+	return ca.CertPEM
 }
 
 // checkCABundles asserts every webhook of the release has a caBundle.
@@ -395,7 +434,7 @@ func hasProxy(p *corev1.Pod) bool {
 
 // waitInjected creates pods in ns until one comes back injected (the API server picks up webhook
 // configuration changes from an informer, and caBundle may be being restored), within 30s.
-func (e *installEnv) waitInjected(ctx context.Context, ns string, labels map[string]string, mw *localMeshwarden) {
+func (e *installEnv) waitInjected(ctx context.Context, ns string, labels map[string]string, mw *localMeshwarden) *corev1.Pod {
 	e.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	var last string
@@ -405,7 +444,7 @@ func (e *installEnv) waitInjected(ctx context.Context, ns string, labels map[str
 		case err != nil:
 			last = err.Error()
 		case hasProxy(p):
-			return
+			return p
 		default:
 			last = "pod " + p.Name + " created without a sidecar"
 			_ = e.client.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{})
@@ -517,6 +556,19 @@ func (e *installEnv) startMeshwarden(ctx context.Context, objs []object) *localM
 		default:
 			args = append(args, a)
 		}
+	}
+	if tcm := all[*corev1.ConfigMap](objs); len(tcm) > 1 {
+		// The templates ConfigMap, written out the way the kubelet mounts it at injection.templatesDir.
+		tdir := filepath.Join(e.dir, "templates")
+		if err := os.MkdirAll(tdir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range find[*corev1.ConfigMap](t, objs, releaseName+"-templates").Data {
+			if err := os.WriteFile(filepath.Join(tdir, k), []byte(v), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		args = append(args, "--templates-dir="+tdir)
 	}
 	args = append(args, "--config="+cfgFile, "--kubeconfig="+kubeconfig, "--webhook-host=127.0.0.1",
 		"--webhook-port="+strconv.Itoa(e.webhook), "--metrics-addr=127.0.0.1:"+strconv.Itoa(ports[0]),
