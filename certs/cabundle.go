@@ -74,6 +74,7 @@ func (k *keeper) sync(ctx context.Context, bundle []byte) error {
 			if _, err := k.client.AdmissionregistrationV1().MutatingWebhookConfigurations().Update(ctx, m, updateOpts); err != nil {
 				return fmt.Errorf("restoring caBundle of MutatingWebhookConfiguration %s: %w", m.Name, err)
 			}
+			caBundleRestores.WithLabelValues("MutatingWebhookConfiguration").Inc()
 			k.log.Info("restored caBundle", "mutatingWebhookConfiguration", m.Name, "webhooks", n)
 		}
 	}
@@ -87,6 +88,7 @@ func (k *keeper) sync(ctx context.Context, bundle []byte) error {
 			if _, err := k.client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Update(ctx, v, updateOpts); err != nil {
 				return fmt.Errorf("restoring caBundle of ValidatingWebhookConfiguration %s: %w", v.Name, err)
 			}
+			caBundleRestores.WithLabelValues("ValidatingWebhookConfiguration").Inc()
 			k.log.Info("restored caBundle", "validatingWebhookConfiguration", v.Name, "webhooks", n)
 		}
 	}

@@ -108,6 +108,7 @@ func (w *writer) reconcile(ctx context.Context) (time.Duration, error) {
 		if err := w.write(ctx, sec, next); err != nil {
 			return 0, err
 		}
+		secretWrites.Inc()
 		w.log.Info("updated webhook certificate Secret", "secret", w.namespace+"/"+w.secretName, "actions", strings.Join(actions, "; "))
 	}
 	// Serve what was just written at once rather than waiting for the watch to echo it back.

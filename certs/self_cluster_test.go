@@ -12,6 +12,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/meshwarden/meshwarden/certs/pki"
 	"github.com/meshwarden/meshwarden/config"
 )
@@ -193,4 +196,41 @@ func TestSelfRotationUnderLoad(t *testing.T) {
 	if !f.logs.contains("CA rotation: new CA") {
 		t.Errorf("no log line about the CA rotation")
 	}
+}
+
+// TestMetrics: after the integration tests above, the counters moved (they are process-wide).
+func TestMetrics(t *testing.T) {
+	if testing.Short() {
+		t.Skip("reads counters the integration tests move")
+	}
+	f := newFixture(t, "metrics")
+	f.registerWebhooks([]byte("stale"))
+	r := f.startReplica(f.config(nil), "a", false)
+	eventually(t, 60*time.Second, "ready", func() error { return r.p.Ready(nil) })
+	c, _ := r.p.GetCertificate(nil)
+	tests := map[string]struct {
+		got  float64
+		want func(float64) bool
+	}{
+		"secret writes":    {value(secretWrites), func(v float64) bool { return v >= 1 }},
+		"serving reloads":  {value(servingReloads), func(v float64) bool { return v >= 1 }},
+		"caBundle restore": {value(caBundleRestores.WithLabelValues("MutatingWebhookConfiguration")), func(v float64) bool { return v >= 1 }},
+		"expiry":           {value(servingExpiry), func(v float64) bool { return v == float64(c.Leaf.NotAfter.Unix()) }},
+	}
+	for name, tc := range tests {
+		if !tc.want(tc.got) {
+			t.Errorf("%s = %v", name, tc.got)
+		}
+	}
+}
+
+func value(m prometheus.Metric) float64 {
+	var d dto.Metric
+	if err := m.Write(&d); err != nil {
+		return -1
+	}
+	if d.Counter != nil {
+		return d.Counter.GetValue()
+	}
+	return d.Gauge.GetValue()
 }

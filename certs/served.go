@@ -24,6 +24,7 @@ func (s *served) set(c *tls.Certificate) bool {
 		return false
 	}
 	s.cert.Store(c)
+	observeServed(c)
 	return true
 }
 
