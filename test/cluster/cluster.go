@@ -183,6 +183,10 @@ func SweepStale(pattern, binDir string) {
 		if owner := ownerPID(d); owner > 0 && syscall.Kill(owner, 0) == nil {
 			continue
 		}
+		// A directory another run created a moment ago may not have its owner.pid yet.
+		if fi, err := os.Stat(d); err != nil || time.Since(fi.ModTime()) < time.Minute {
+			continue
+		}
 		killStale(d, binDir)
 		_ = os.RemoveAll(d)
 	}
