@@ -106,7 +106,12 @@ func servingProblem(serving, signer *pki.KeyPair, p Policy, now time.Time) strin
 // NextCheck is when Plan will next have something to do for s if nothing else changes.
 func NextCheck(s State, p Policy) time.Time {
 	var times []time.Time
-	for _, kp := range []*pki.KeyPair{s.Signer, s.Serving} {
+	due := []*pki.KeyPair{s.Serving}
+	if s.Next == nil {
+		// With a rotation in flight the signer's renewal is already under way; the writer polls for it.
+		due = append(due, s.Signer)
+	}
+	for _, kp := range due {
 		if kp != nil {
 			times = append(times, pki.RenewAt(kp.Cert, p.RenewFraction))
 		}
