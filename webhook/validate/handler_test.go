@@ -214,3 +214,25 @@ func TestWorkloadAnnotations(t *testing.T) {
 		})
 	}
 }
+
+// FuzzHandle: any object bytes for any guarded kind get an answer, never a panic.
+func FuzzHandle(f *testing.F) {
+	f.Add("VirtualService", string(vsJSON("v1", "strict", "nope")))
+	f.Add("Deployment", `{"spec":{"template":{"metadata":{"annotations":{"sidecar.meshwarden.io/proxyCPU":"x"}}}}}`)
+	f.Add("DestinationRule", `{"spec":{"host":"*","subsets":[{"name":"a","labels":{"x":""}}]}}`)
+	f.Add("Gateway", `{"spec":{"selector":{"a":"b"},"servers":[{"port":{"number":1},"hosts":["./x"]}]}}`)
+	s := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(s)
+	_ = networking.AddToScheme(s)
+	c := fake.NewClientBuilder().WithScheme(s).WithObjects(namespace("strict", "deny"), gateway("strict", "g")).Build()
+	h := &Handler{Cache: c, API: c, Options: guard.DefaultOptions(), DefaultMode: config.GuardWarn, Log: logr.Discard()}
+	f.Fuzz(func(t *testing.T, kind, obj string) {
+		group := "networking.istio.io"
+		if kind == "Deployment" || kind == "CronJob" {
+			group = "apps"
+		}
+		for _, op := range []admissionv1.Operation{admissionv1.Create, admissionv1.Update} {
+			_ = h.Handle(context.Background(), request(op, group, "v1", kind, "strict", "x", []byte(obj), []byte(obj)))
+		}
+	})
+}
