@@ -263,7 +263,7 @@ func (c *vsCheck) port(field string, d *v1alpha3.Destination, t target) {
 // covers the destination host, defines the subset.
 func (c *vsCheck) subset(field string, d *v1alpha3.Destination, host string) {
 	var known []string
-	for _, dr := range c.x.drs {
+	for _, dr := range slices.Concat(c.x.drs[host], c.x.drWild) {
 		if !visible(dr.Spec.ExportTo, dr.Namespace, c.vs.Namespace) {
 			continue
 		}

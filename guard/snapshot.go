@@ -56,7 +56,8 @@ type index struct {
 	kgateways map[string]*KubeGateway
 	gwNames   map[string][]string // namespace → Gateway names, for did-you-mean
 	svcNames  map[string][]string // namespace → Service names, for did-you-mean
-	drs       []*networking.DestinationRule
+	drs       map[string][]*networking.DestinationRule // by resolved host
+	drWild    []*networking.DestinationRule            // hosts starting with "*"
 	workloads map[string][]Workload // by namespace, labels already carrying node topology
 }
 
@@ -73,7 +74,7 @@ func (s *Snapshot) index(o Options) *index {
 func buildIndex(s *Snapshot, o Options) *index {
 	x := &index{
 		services: map[string][]*corev1.Service{}, seExact: map[string][]seHost{}, gateways: map[string]*networking.Gateway{},
-		kgateways: map[string]*KubeGateway{}, gwNames: map[string][]string{}, svcNames: map[string][]string{}, drs: s.DestinationRules, workloads: map[string][]Workload{},
+		kgateways: map[string]*KubeGateway{}, gwNames: map[string][]string{}, svcNames: map[string][]string{}, drs: map[string][]*networking.DestinationRule{}, workloads: map[string][]Workload{},
 	}
 	for _, svc := range s.Services {
 		f := serviceFQDN(svc.Name, svc.Namespace, o.ClusterDomain)
@@ -88,6 +89,13 @@ func buildIndex(s *Snapshot, o Options) *index {
 			} else {
 				x.seExact[h] = append(x.seExact[h], seHost{h, se})
 			}
+		}
+	}
+	for _, dr := range s.DestinationRules {
+		if h := resolveHost(dr.Spec.Host, dr.Namespace, o.ClusterDomain); strings.HasPrefix(h, "*") {
+			x.drWild = append(x.drWild, dr)
+		} else {
+			x.drs[h] = append(x.drs[h], dr)
 		}
 	}
 	for _, gw := range s.Gateways {

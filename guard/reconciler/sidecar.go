@@ -10,7 +10,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/meshwarden/meshwarden/config"
@@ -38,9 +41,26 @@ type SidecarReconciler struct {
 	missing map[types.NamespacedName]bool
 }
 
-// SetupWithManager adds the controller; it runs on the leader only.
+// SetupWithManager adds the controller; it runs on the leader only. A namespace whose injection label
+// changes re-queues its pods.
 func (r *SidecarReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).Named("meshwarden-sidecar-check").For(&corev1.Pod{}).Complete(r)
+	return ctrl.NewControllerManagedBy(mgr).Named("meshwarden-sidecar-check").
+		For(&corev1.Pod{}).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.podsOf), builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		Complete(r)
+}
+
+func (r *SidecarReconciler) podsOf(ctx context.Context, ns client.Object) []reconcile.Request {
+	var pods corev1.PodList
+	if err := r.Client.List(ctx, &pods, client.InNamespace(ns.GetName()), client.UnsafeDisableDeepCopy); err != nil {
+		r.Log.Error(err, "listing pods of a relabelled namespace", "namespace", ns.GetName())
+		return nil
+	}
+	reqs := make([]reconcile.Request, len(pods.Items))
+	for i, p := range pods.Items {
+		reqs[i] = reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}}
+	}
+	return reqs
 }
 
 // Reconcile looks at one pod.
