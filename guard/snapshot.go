@@ -54,11 +54,11 @@ type index struct {
 	seWild    []seHost                     // hosts starting with "*"
 	gateways  map[string]*networking.Gateway
 	kgateways map[string]*KubeGateway
-	gwNames   map[string][]string // namespace → Gateway names, for did-you-mean
-	svcNames  map[string][]string // namespace → Service names, for did-you-mean
+	gwNames   map[string][]string                      // namespace → Gateway names, for did-you-mean
+	svcNames  map[string][]string                      // namespace → Service names, for did-you-mean
 	drs       map[string][]*networking.DestinationRule // by resolved host
 	drWild    []*networking.DestinationRule            // hosts starting with "*"
-	workloads map[string][]Workload // by namespace, labels already carrying node topology
+	workloads map[string][]Workload                    // by namespace, labels already carrying node topology
 }
 
 type seHost struct {
