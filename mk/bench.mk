@@ -1,0 +1,9 @@
+# `make bench`: the benchmark suite of package bench (see docs/benchmarks.md). Writes the git-ignored
+# bench-results.json and prints a table with the goals of issue 8. Takes about five minutes.
+
+# Extra flags for cmd/benchreport, e.g. BENCH_ARGS='-rounds 9 -benchtime 2s'.
+BENCH_ARGS ?=
+
+.PHONY: bench
+bench: ## Run the benchmarks (per review, HTTPS load, guard at scale); write bench-results.json and a table.
+	$(GO) run ./bench/cmd/benchreport -pkg ./bench -o $(CURDIR)/bench-results.json $(BENCH_ARGS)
