@@ -5,6 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
+	"syscall"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -148,7 +151,26 @@ func serve(ctx context.Context, f serveFlags) error {
 		}
 	}
 	log.Info("starting", "namespace", cfg.Namespace, "certMode", cfg.Certs.Mode, "templates", store.Current().Names())
-	return mgr.Start(ctx)
+	err = mgr.Start(ctx)
+	if err != nil && ctx.Err() == nil && strings.Contains(err.Error(), "leader election lost") {
+		// controller-runtime ends the manager when the lease is lost, typically because the API server
+		// was unreachable for longer than the lease. Exiting would take admission down with it (and,
+		// under Kubernetes, into CrashLoopBackOff); restarting in place serves admission again at once
+		// and campaigns for the lease anew.
+		log.Info("lost the leader lease; restarting in place so that admission keeps being served")
+		time.Sleep(time.Second) // let requests in flight finish
+		return reexec()
+	}
+	return err
+}
+
+// reexec replaces the process with a fresh copy of itself: same pid, same arguments, no state.
+func reexec() error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	return syscall.Exec(exe, os.Args, os.Environ())
 }
 
 func applyServeFlags(cfg *config.Config, f serveFlags) error {
