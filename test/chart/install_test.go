@@ -115,7 +115,8 @@ func (e *installEnv) selfMode(ctx context.Context) {
 	base := fmt.Sprintf("https://127.0.0.1:%d", e.webhook)
 	notes := e.mustHelm(ctx, "install", releaseName, e.chart, "--namespace", releaseNS, "--create-namespace",
 		"--values", filepath.Join("testdata", "values", "custom-templates.yaml"),
-		"--set", "webhook.url="+base, "--set", "certs.extraSANs={127.0.0.1}", "--wait", "--timeout", "3m")
+		"--set", "webhook.url="+base, "--set", "certs.extraSANs={127.0.0.1}",
+		"--set", "injection.alwaysInjectSelector[0].matchLabels.mesh=always", "--wait", "--timeout", "3m")
 	if !strings.Contains(notes, "kubectl label namespace NAME meshwarden.io/inject=enabled") {
 		t.Errorf("helm install printed no NOTES on labelling a namespace:\n%s", notes)
 	}
@@ -130,7 +131,9 @@ func (e *installEnv) selfMode(ctx context.Context) {
 	}
 	e.checkCABundles(ctx)
 
-	for ns, labels := range map[string]map[string]string{"apps": {"meshwarden.io/inject": "enabled"}, "plain": nil} {
+	for ns, labels := range map[string]map[string]string{
+		"apps": {"meshwarden.io/inject": "enabled"}, "out": {"meshwarden.io/inject": "disabled"}, "plain": nil,
+	} {
 		if err := e.c.CreateNamespace(ctx, ns, labels); err != nil {
 			t.Fatal(err)
 		}
@@ -286,15 +289,15 @@ func (e *installEnv) waitRestored(ctx context.Context, garbage []byte) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var bundles [][]byte
-		if mwc, err := api.MutatingWebhookConfigurations().Get(ctx, releaseName, metav1.GetOptions{}); err == nil {
+		mwc, merr := api.MutatingWebhookConfigurations().Get(ctx, releaseName, metav1.GetOptions{})
+		vwc, verr := api.ValidatingWebhookConfigurations().Get(ctx, releaseName, metav1.GetOptions{})
+		restored := merr == nil && verr == nil
+		if restored {
 			for _, w := range mwc.Webhooks {
 				bundles = append(bundles, w.ClientConfig.CABundle)
 			}
-		}
-		if vwc, err := api.ValidatingWebhookConfigurations().Get(ctx, releaseName, metav1.GetOptions{}); err == nil {
 			bundles = append(bundles, vwc.Webhooks[0].ClientConfig.CABundle)
 		}
-		restored := len(bundles) == 3
 		for _, b := range bundles {
 			restored = restored && len(b) > 0 && !bytes.Equal(b, garbage)
 		}
@@ -468,6 +471,10 @@ func (e *installEnv) checkPods(ctx context.Context) {
 		{"apps", map[string]string{"sidecar.meshwarden.io/inject": "false"}, false},
 		{"plain", map[string]string{"sidecar.meshwarden.io/inject": "true"}, true},
 		{"plain", nil, false},
+		{"out", map[string]string{"sidecar.meshwarden.io/inject": "true"}, true},
+		{"out", nil, false},
+		{"plain", map[string]string{"mesh": "always"}, true}, // injection.alwaysInjectSelector
+		{"out", map[string]string{"mesh": "always"}, false},
 		{releaseNS, map[string]string{"sidecar.meshwarden.io/inject": "true"}, false},
 	}
 	for _, c := range cases {

@@ -52,7 +52,9 @@ func TestInjectorSelectors(t *testing.T) {
 		{nsLabels("plain"), map[string]string{podKey: "true"}, []string{"pod.inject.meshwarden.io"}},
 		{nsLabels("plain"), map[string]string{podKey: "false"}, nil},
 		{nsLabels("out", nsKey, "disabled"), nil, nil},
-		{nsLabels("out", nsKey, "disabled"), map[string]string{podKey: "true"}, nil},
+		// The pod's own label overrides the namespace's, as in meshwarden's decision.
+		{nsLabels("out", nsKey, "disabled"), map[string]string{podKey: "true"}, []string{"pod.inject.meshwarden.io"}},
+		{nsLabels("odd", nsKey, "maybe"), map[string]string{podKey: "true"}, []string{"pod.inject.meshwarden.io"}},
 	}
 	// Never, whatever the labels: the system namespaces and meshwarden's own (no deadlock).
 	for _, ns := range []string{"kube-system", "kube-public", "kube-node-lease", releaseNS} {
@@ -60,9 +62,28 @@ func TestInjectorSelectors(t *testing.T) {
 			cases = append(cases, selCase{nsLabels(ns, nsKey, "enabled"), pod, nil}, selCase{nsLabels(ns), pod, nil})
 		}
 	}
+	// alwaysInjectSelector (the "everything" case: example.com/mesh Exists) reaches pods in namespaces
+	// that are neither enabled nor disabled; elsewhere the label decides as usual.
+	mesh := map[string]string{"example.com/mesh": "yes"}
+	alwaysCases := func(always bool) []selCase {
+		var want []string
+		if always {
+			want = []string{"always-0.inject.meshwarden.io"}
+		}
+		return []selCase{
+			{nsLabels("plain"), mesh, want},
+			{nsLabels("odd", nsKey, "maybe"), mesh, want},
+			{nsLabels("plain"), map[string]string{"example.com/mesh": "yes", podKey: "true"}, []string{"pod.inject.meshwarden.io"}},
+			{nsLabels("plain"), map[string]string{"example.com/mesh": "yes", podKey: "false"}, nil},
+			{nsLabels("out", nsKey, "disabled"), mesh, nil},
+			{nsLabels("apps", nsKey, "enabled"), mesh, []string{"inject.meshwarden.io"}},
+			{nsLabels(releaseNS), mesh, nil},
+			{nsLabels("kube-system"), mesh, nil},
+		}
+	}
 	forEachCase(t, func(t *testing.T, name string, objs []object) {
 		mwc := find[*admissionv1.MutatingWebhookConfiguration](t, objs, releaseName)
-		for _, c := range cases {
+		for _, c := range append(cases, alwaysCases(name == "everything")...) {
 			var got []string
 			for _, w := range mwc.Webhooks {
 				if selects(t, w.NamespaceSelector, c.ns) && selects(t, w.ObjectSelector, c.pod) {
@@ -150,8 +171,8 @@ func TestWebhookSettings(t *testing.T) {
 			wantGuardPolicy = admissionv1.Fail
 		}
 		mwc := find[*admissionv1.MutatingWebhookConfiguration](t, objs, releaseName)
-		if len(mwc.Webhooks) != 2 {
-			t.Fatalf("%d mutating webhooks, want 2", len(mwc.Webhooks))
+		if want := map[string]int{"everything": 3}[name]; len(mwc.Webhooks) != max(want, 2) {
+			t.Fatalf("%d mutating webhooks, want %d", len(mwc.Webhooks), max(want, 2))
 		}
 		for _, w := range mwc.Webhooks {
 			checkClient(w.Name, w.ClientConfig, "/inject")
