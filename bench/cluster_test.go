@@ -51,7 +51,7 @@ func typicalPod(tb testing.TB) *corev1.Pod {
 	p.CreationTimestamp = metav1.Now()
 	p.Status = corev1.PodStatus{
 		Phase: corev1.PodRunning, PodIP: "10.244.1.17", HostIP: "10.0.0.5", QOSClass: corev1.PodQOSBurstable,
-		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}, {Type: corev1.ContainersReady, Status: corev1.ConditionTrue}, {Type: corev1.PodScheduled, Status: corev1.ConditionTrue}},
+		Conditions:        []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}, {Type: corev1.ContainersReady, Status: corev1.ConditionTrue}, {Type: corev1.PodScheduled, Status: corev1.ConditionTrue}},
 		ContainerStatuses: []corev1.ContainerStatus{{Name: "reviews", Ready: true, Image: p.Spec.Containers[0].Image, ImageID: "sha256:0123456789abcdef", ContainerID: "containerd://0123456789abcdef"}},
 	}
 	return &p

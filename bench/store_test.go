@@ -64,7 +64,6 @@ func newStore(o guard.Options) *store {
 	return s
 }
 
-
 // add puts an object in as an informer would: transform first.
 func (s *store) add(obj client.Object) error {
 	var t toolscache.TransformFunc = crcache.TransformStripManagedFields()
