@@ -1,12 +1,18 @@
 package inject
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
 )
 
 // richPod is a pod that sets fields meshwarden must leave alone, some unknown to this build of
@@ -170,4 +176,171 @@ func FuzzInjectProperties(f *testing.F) {
 			}
 		}
 	})
+}
+
+// goldenPods returns the pods of the golden inputs of `meshwarden inject` as JSON: Pods as they are,
+// workloads as their pod templates (what their controllers will create).
+func goldenPods(t testing.TB) [][]byte {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join("..", "cmd", "meshwarden", "testdata", "inject", "*.yaml"))
+	var out [][]byte
+	var add func(obj map[string]any)
+	add = func(obj map[string]any) {
+		spec, _ := obj["spec"].(map[string]any)
+		switch {
+		case obj["kind"] == "List":
+			items, _ := obj["items"].([]any)
+			for _, it := range items {
+				if m, ok := it.(map[string]any); ok {
+					add(m)
+				}
+			}
+			return
+		case obj["kind"] == "Pod":
+		case spec["template"] != nil:
+			obj, _ = spec["template"].(map[string]any)
+		case spec["jobTemplate"] != nil:
+			jt, _ := spec["jobTemplate"].(map[string]any)
+			js, _ := jt["spec"].(map[string]any)
+			obj, _ = js["template"].(map[string]any)
+		default:
+			return
+		}
+		if b, err := json.Marshal(obj); err == nil {
+			out = append(out, b)
+		}
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, doc := range strings.Split(string(data), "\n---") {
+			var obj map[string]any
+			if yaml.Unmarshal([]byte(doc), &obj) == nil && obj != nil {
+				add(obj)
+			}
+		}
+	}
+	return out
+}
+
+// FuzzInjectKeepsUserPod is FuzzInjectProperties' first invariant on arbitrary pod bytes, seeded
+// with the pods of the golden inputs: whatever the pod, once the additions named by the status
+// annotation are taken out, the injected pod is the original as JSON. Containers a template merges
+// into a user container of the same name are compared by name only (the user's values win there
+// by design and lists may grow).
+func FuzzInjectKeepsUserPod(f *testing.F) {
+	for _, p := range goldenPods(f) {
+		f.Add(p)
+	}
+	f.Add(richPod(map[string]string{AnnInterception: "NONE"}))
+	in := newInjector(f, nil)
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		res, err := in.Inject(Request{Pod: raw, Namespace: enabledNS})
+		if err != nil || !res.Injected || len(res.Denied) > 0 || len(res.Patch) == 0 {
+			return
+		}
+		var orig, got map[string]any
+		if json.Unmarshal(raw, &orig) != nil || !uniqueKeys(raw) {
+			return // duplicate keys: which one "the original" is depends on the reader
+		}
+		out, err := ApplyPatch(raw, res.Patch)
+		if err != nil {
+			t.Fatalf("patch does not apply: %v", err)
+		}
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("patched pod is not JSON: %v", err)
+		}
+		if _, ok := orig["metadata"].(map[string]any); !ok {
+			orig["metadata"] = nil // added by the patch when absent; compared below without it
+		}
+		merged := mergedNames(orig)
+		dropNamed(orig, merged)
+		dropNamed(got, merged)
+		stripped := withoutAdditions(t, got, orig)
+		if orig["metadata"] == nil {
+			delete(orig, "metadata")
+			if m, _ := stripped["metadata"].(map[string]any); len(m) == 0 {
+				delete(stripped, "metadata")
+			}
+		}
+		if diff := cmp.Diff(orig, stripped); diff != "" {
+			t.Fatalf("injection changed the user's pod beyond the documented additions (-orig +got):\n%s", diff)
+		}
+	})
+}
+
+// mergedNames are the user's containers a template would merge into (named like the proxy).
+func mergedNames(pod map[string]any) []string {
+	spec, _ := pod["spec"].(map[string]any)
+	var names []string
+	for _, key := range []string{"initContainers", "containers"} {
+		list, _ := spec[key].([]any)
+		for _, c := range list {
+			if m, ok := c.(map[string]any); ok && (m["name"] == ProxyName || m["name"] == InitName) {
+				names = append(names, m["name"].(string))
+			}
+		}
+	}
+	return names
+}
+
+func dropNamed(pod map[string]any, names []string) {
+	spec, _ := pod["spec"].(map[string]any)
+	for _, key := range []string{"initContainers", "containers"} {
+		list, ok := spec[key].([]any)
+		if !ok {
+			continue
+		}
+		kept := []any{}
+		for _, c := range list {
+			if m, ok := c.(map[string]any); ok && contains(names, fmt.Sprint(m["name"])) {
+				continue
+			}
+			kept = append(kept, c)
+		}
+		spec[key] = kept
+	}
+}
+
+// uniqueKeys reports whether no JSON object in raw repeats a key.
+func uniqueKeys(raw []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	var walk func() bool
+	walk = func() bool {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		switch tok {
+		case json.Delim('{'):
+			seen := map[string]bool{}
+			for dec.More() {
+				k, err := dec.Token()
+				if err != nil {
+					return false
+				}
+				if seen[k.(string)] {
+					return false
+				}
+				seen[k.(string)] = true
+				if !walk() {
+					return false
+				}
+			}
+			_, err = dec.Token()
+			return err == nil
+		case json.Delim('['):
+			for dec.More() {
+				if !walk() {
+					return false
+				}
+			}
+			_, err = dec.Token()
+			return err == nil
+		}
+		return true
+	}
+	return walk()
 }
