@@ -119,6 +119,24 @@ func TestGuardSelectors(t *testing.T) {
 	})
 }
 
+// TestGuardOffByDefault: with guard.defaultMode off, only namespaces that ask for the guard are sent.
+func TestGuardOffByDefault(t *testing.T) {
+	objs := decodeAll(t, render(t, renderCase{set: []string{"guard.defaultMode=off"}}))
+	w := find[*admissionv1.ValidatingWebhookConfiguration](t, objs, releaseName).Webhooks[0]
+	for labels, want := range map[string]bool{"": false, "warn": true, "deny": true, "off": false} {
+		ns := nsLabels("apps")
+		if labels != "" {
+			ns = nsLabels("apps", "meshwarden.io/config-guard", labels)
+		}
+		if got := selects(t, w.NamespaceSelector, ns); got != want {
+			t.Errorf("config-guard=%q: guarded = %v, want %v", labels, got, want)
+		}
+	}
+	if selects(t, w.NamespaceSelector, nsLabels(releaseNS, "meshwarden.io/config-guard", "deny")) {
+		t.Error("meshwarden's own namespace is guarded")
+	}
+}
+
 func ruleStrings(rules []admissionv1.RuleWithOperations) []string {
 	var out []string
 	for _, r := range rules {
