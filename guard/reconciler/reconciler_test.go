@@ -3,6 +3,7 @@ package reconciler
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
@@ -15,9 +16,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/meshwarden/meshwarden/config"
@@ -193,4 +196,29 @@ func value(t *testing.T, g prometheus.Gauge) float64 {
 		t.Fatal(err)
 	}
 	return m.GetGauge().GetValue()
+}
+
+// TestDebounce: a burst of events about one target queues its dependent once, after the delay.
+func TestDebounce(t *testing.T) {
+	o := guard.DefaultOptions()
+	c := fake.NewClientBuilder().WithScheme(newScheme(t)).WithObjects(vs("store", "b", "gw", "")).
+		WithIndex(&networking.VirtualService{}, IndexGateway, func(o client.Object) []string { return guard.GatewayRefs(o.(*networking.VirtualService)) }).Build()
+	r := &Reconciler{Client: c, Options: o, Debounce: 50 * time.Millisecond, Log: logr.Discard()}
+	q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[Key]())
+	defer q.ShutDown()
+	h := enqueue(r, r.gateway, nil)
+	gw := &networking.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: "store", Name: "gw"}}
+	for range 5 {
+		h.Update(context.Background(), event.TypedUpdateEvent[*networking.Gateway]{ObjectOld: gw, ObjectNew: gw}, q)
+	}
+	if n := q.Len(); n != 0 {
+		t.Fatalf("queue has %d items before the debounce delay, want 0", n)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := q.Len(); n != 2 {
+		t.Fatalf("queue has %d items after the delay, want 2 (the Gateway and its VirtualService)", n)
+	}
+	if !r.dirty {
+		t.Error("the snapshot was not marked stale")
+	}
 }

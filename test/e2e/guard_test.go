@@ -168,3 +168,20 @@ type guardFinding struct {
 	Code     string
 	Resource struct{ Kind, Namespace, Name string }
 }
+
+// TestGuardDeniesWorkloadWithInvalidAnnotation: the Deployment is refused at apply time with the
+// message its pods would get, rather than failing later in a ReplicaSet's events.
+func TestGuardDeniesWorkloadWithInvalidAnnotation(t *testing.T) {
+	ctx, ns := setup(t, nil)
+	bad := strings.Replace(deploymentYAML(ns, "bad"), "    metadata: {labels: {app: bad}}",
+		"    metadata: {labels: {app: bad}, annotations: {sidecar.meshwarden.io/proxyCPU: lots}}", 1)
+	_, stderr, err := env.KubectlInput(ctx, bad, "apply", "-f", "-")
+	if err == nil {
+		t.Fatal("kubectl apply of a Deployment whose pod template has proxyCPU=lots succeeded, want a denial")
+	}
+	for _, want := range []string{"denied the request", "spec.template.metadata.annotations[sidecar.meshwarden.io/proxyCPU]", `"lots"`} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("kubectl stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+}
