@@ -6,10 +6,15 @@ CHART := $(CURDIR)/charts/meshwarden
 # helm template/lint assume this cluster version (the release test/tools builds).
 CHART_KUBE_VERSION ?= 1.37.0
 
+# helm's release builds stamp the Kubernetes version `helm template` and `helm lint` assume; a plain
+# go build leaves it at 1.20, which the chart refuses (native sidecars need 1.29).
+HELM_KUBE_LDFLAGS := $(foreach p,pkg/chartutil pkg/lint/rules,\
+  -X helm.sh/helm/v3/$(p).k8sVersionMajor=1 -X helm.sh/helm/v3/$(p).k8sVersionMinor=37)
+
 .PHONY: helm
 helm: ## Build only bin/helm (helm.sh/helm/v3 from test/tools/helm), if missing.
 	@test -x $(HELM) || { mkdir -p $(BIN) && cd $(CURDIR)/test/tools/helm && \
-	  $(GO) build -trimpath -ldflags='-s -w' -o $(HELM) helm.sh/helm/v3/cmd/helm; }
+	  $(GO) build -trimpath -ldflags='-s -w $(HELM_KUBE_LDFLAGS)' -o $(HELM) helm.sh/helm/v3/cmd/helm; }
 
 .PHONY: chart-lint
 chart-lint: helm ## helm lint --strict the chart with its default and test values.
