@@ -143,3 +143,25 @@ func (k *keeper) each(f func(kind, name string, ccs []*admissionv1.WebhookClient
 	}
 	return nil
 }
+
+// trustedCAs are the distinct unexpired CA certificates in the selected webhooks' caBundles.
+func (k *keeper) trustedCAs(now time.Time) ([]*x509.Certificate, error) {
+	var lists [][]*x509.Certificate
+	err := k.each(func(_, _ string, ccs []*admissionv1.WebhookClientConfig) error {
+		for _, cc := range ccs {
+			certs, err := pki.ParseCerts(cc.CABundle)
+			if err != nil {
+				continue // garbage in a caBundle trusts nothing
+			}
+			var cas []*x509.Certificate
+			for _, c := range certs {
+				if c.IsCA {
+					cas = append(cas, c)
+				}
+			}
+			lists = append(lists, cas)
+		}
+		return nil
+	})
+	return pki.MergeBundle(now, lists...), err
+}

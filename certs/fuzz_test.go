@@ -17,7 +17,7 @@ func FuzzParseState(f *testing.F) {
 	f.Add([]byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), []byte("x"), good["tls.crt"], good[KeySignerKey], good["tls.crt"])
 	f.Fuzz(func(t *testing.T, signer, signerKey, crt, key, bundle []byte) {
 		cur, problems := ParseState(map[string][]byte{KeySignerCert: signer, KeySignerKey: signerKey, "tls.crt": crt, "tls.key": key, KeyBundle: bundle})
-		next, _, err := Plan(cur, problems, testPolicy, t0, true)
+		next, _, err := Plan(cur, problems, testPolicy, Observed{Now: t0, BundleInjected: true})
 		if err != nil {
 			t.Fatal(err)
 		}

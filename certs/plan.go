@@ -25,37 +25,61 @@ func caCommonName(now time.Time) string {
 	return "meshwarden-webhook-ca-" + now.UTC().Format("20060102T150405Z")
 }
 
+// Observed is what the writer saw in the cluster besides the Secret.
+type Observed struct {
+	Now time.Time
+	// BundleInjected says every webhook configuration's caBundle carries the Secret's whole bundle.
+	BundleInjected bool
+	// ClusterCAs are the valid CAs the webhook configurations trust now. When the Secret lost its CA
+	// (deleted, emptied) while replicas keep serving from memory, they stay in the bundle so those
+	// replicas stay trusted until the new CA signs.
+	ClusterCAs []*x509.Certificate
+}
+
 // Plan decides the next Secret content from the current one. It is a pure function of its inputs
 // (apart from key generation), which is what makes every rotation rule unit-testable.
 //
-// bundleInjected says the caBundle of every webhook configuration already carries cur's whole bundle;
-// a CA waiting in Next is only promoted to signer then, so no replica ever serves a certificate the
-// API server does not yet trust. actions says, in words, what changed (empty: nothing).
-func Plan(cur State, problems []string, p Policy, now time.Time, bundleInjected bool) (next State, actions []string, err error) {
+// A new CA first goes into Next; it is promoted to signer only once obs.BundleInjected, so no replica
+// ever serves a certificate the API server does not yet trust. The exceptions are a first start (the
+// cluster trusts no CA yet) and an expired CA (nothing can be trusted anyway). actions says, in words,
+// what changed (empty: nothing).
+func Plan(cur State, problems []string, p Policy, obs Observed) (next State, actions []string, err error) {
+	now := obs.Now
 	next = cur
 	if len(problems) > 0 {
 		actions = append(actions, "repairing: "+joinProblems(problems))
 	}
+	expired := false
 	if next.Signer != nil && pki.Expired(next.Signer.Cert, now) {
 		actions = append(actions, "CA expired: replacing it")
-		next.Signer = nil
+		next.Signer, expired = nil, true
 	}
 	if next.Next != nil && pki.Expired(next.Next.Cert, now) {
 		next.Next = nil
 	}
+	// Replicas may be serving from a CA the Secret no longer holds: roll the new one in like a rotation.
+	protect := !expired && len(obs.ClusterCAs) > 0
+	var carry []*x509.Certificate
 	switch {
-	case next.Signer == nil && next.Next != nil:
-		// A pending CA is the best candidate left; promoting it keeps the bundle's trust in it.
+	case next.Signer == nil && next.Next != nil && (obs.BundleInjected || !protect):
 		next.Signer, next.Next = next.Next, nil
-		actions = append(actions, "signer CA missing: promoted the pending CA")
+		actions = append(actions, "promoted the pending CA "+next.Signer.Cert.Subject.CommonName+" to signer")
+	case next.Signer == nil && next.Next != nil:
+		// Waiting for the caBundle to carry the pending CA.
 	case next.Signer == nil:
 		ca, err := pki.NewCA(caCommonName(now), p.CAValidity, now)
 		if err != nil {
 			return cur, nil, err
 		}
-		next.Signer = ca
-		actions = append(actions, "created CA "+ca.Cert.Subject.CommonName)
-	case next.Next != nil && bundleInjected:
+		if protect {
+			next.Next, carry = ca, obs.ClusterCAs
+			actions = append(actions, "no usable CA in the Secret: new CA "+ca.Cert.Subject.CommonName+
+				" joins the CAs the webhook configurations trust now; it signs once they carry it")
+		} else {
+			next.Signer = ca
+			actions = append(actions, "created CA "+ca.Cert.Subject.CommonName)
+		}
+	case next.Next != nil && obs.BundleInjected:
 		next.Signer, next.Next = next.Next, nil
 		actions = append(actions, "CA rotation: new CA "+next.Signer.Cert.Subject.CommonName+" now signs, the old one stays trusted until it expires")
 	case next.Next == nil && pki.NeedsRenewal(next.Signer.Cert, p.RenewFraction, now):
@@ -65,6 +89,14 @@ func Plan(cur State, problems []string, p Policy, now time.Time, bundleInjected 
 		}
 		next.Next = ca
 		actions = append(actions, "CA rotation: added new CA "+ca.Cert.Subject.CommonName+" to the bundle; it signs once every webhook configuration trusts it")
+	}
+	if next.Signer == nil {
+		// Nothing can sign yet; keep whatever serving pair there is for replicas that load it.
+		bundle := pki.MergeBundle(now, []*x509.Certificate{next.Next.Cert}, cur.Bundle, carry)
+		if !sameCerts(bundle, cur.Bundle) {
+			next.Bundle = bundle
+		}
+		return next, actions, nil
 	}
 	if reason := servingProblem(next.Serving, next.Signer, p, now); reason != "" {
 		s, err := next.Signer.IssueServing(p.CommonName, p.Names, p.CertValidity, now)

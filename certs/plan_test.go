@@ -88,16 +88,19 @@ func TestPlan(t *testing.T) {
 	withNext.Serving, _ = withNext.Signer.IssueServing("wh.mw.svc", testPolicy.Names, 10*time.Hour, t0)
 	withNext.Bundle = []*x509.Certificate{nextCA.Cert, withNext.Signer.Cert}
 	wrongNames, _ := fresh.Signer.IssueServing("x", pki.ServiceNames("old", "mw", nil), 10*time.Hour, t0)
+	lostNext, _ := pki.NewCA("replacement", 100*time.Hour, t0)
+	lost := State{Next: lostNext, Bundle: []*x509.Certificate{lostNext.Cert, other.Signer.Cert}}
 	expiredOld := fresh
 	gone, _ := pki.NewCA("gone", time.Hour, t0.Add(-2*time.Hour))
 	expiredOld.Bundle = []*x509.Certificate{fresh.Signer.Cert, gone.Cert}
 
 	tests := map[string]struct {
-		cur      State
-		data     map[string][]byte // when set, parsed instead of cur
-		at       time.Duration
-		injected bool
-		want     outcome
+		cur        State
+		data       map[string][]byte // when set, parsed instead of cur
+		at         time.Duration
+		injected   bool
+		clusterCAs []*x509.Certificate
+		want       outcome
 	}{
 		"first start: CA, serving, bundle": {
 			want: outcome{Signer: "new", Serving: "new from signer", Bundle: []string{"new"}, Action: "created CA meshwarden-webhook-ca-20260101T000000Z"},
@@ -141,8 +144,20 @@ func TestPlan(t *testing.T) {
 			cur: expiredOld, injected: true,
 			want: outcome{Signer: "old signer", Serving: "kept", Bundle: []string{"old signer"}, Action: "updated CA bundle"},
 		},
+		"CA lost while the cluster trusts another: the new CA waits in the bundle": {
+			data: map[string][]byte{}, clusterCAs: []*x509.Certificate{other.Signer.Cert},
+			want: outcome{Next: "new", Bundle: []string{"new", "other"}, Action: "no usable CA in the Secret"},
+		},
+		"lost CA's replacement waits until injected": {
+			cur: lost, clusterCAs: []*x509.Certificate{other.Signer.Cert},
+			want: outcome{Next: "old next", Bundle: []string{"old next", "other"}},
+		},
+		"lost CA's replacement signs once injected": {
+			cur: lost, clusterCAs: []*x509.Certificate{lostNext.Cert, other.Signer.Cert}, injected: true,
+			want: outcome{Signer: "old next", Serving: "new from signer", Bundle: []string{"old next", "other"}, Action: "promoted the pending CA replacement to signer"},
+		},
 		"expired signer is replaced": {
-			cur: fresh, at: 101 * time.Hour, injected: true,
+			cur: fresh, at: 101 * time.Hour, injected: true, clusterCAs: []*x509.Certificate{other.Signer.Cert},
 			want: outcome{Signer: "new", Serving: "new from signer", Bundle: []string{"new"}, Action: "CA expired"},
 		},
 	}
@@ -152,7 +167,7 @@ func TestPlan(t *testing.T) {
 			if tc.data != nil {
 				cur, problems = ParseState(tc.data)
 			}
-			next, actions, err := Plan(cur, problems, testPolicy, t0.Add(tc.at), tc.injected)
+			next, actions, err := Plan(cur, problems, testPolicy, Observed{Now: t0.Add(tc.at), BundleInjected: tc.injected, ClusterCAs: tc.clusterCAs})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -165,10 +180,10 @@ func TestPlan(t *testing.T) {
 			}
 			// What Plan writes must parse back to the same state without problems.
 			back, problems := ParseState(next.Data())
-			if len(problems) > 0 || describe(next, back, nil).Signer != "old signer" {
+			if len(problems) > 0 || (next.Signer != nil && describe(next, back, nil).Signer != "old signer") {
 				t.Errorf("round trip through Secret data: problems %q", problems)
 			}
-			if !pki.Trusts(next.BundlePEM(), next.Serving.Cert, t0.Add(tc.at)) {
+			if next.Serving != nil && !pki.Trusts(next.BundlePEM(), next.Serving.Cert, t0.Add(tc.at)) {
 				t.Errorf("bundle does not trust the serving certificate")
 			}
 		})

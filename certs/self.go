@@ -100,7 +100,13 @@ func (w *writer) reconcile(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	next, actions, err := Plan(cur, problems, w.policy, now, injected)
+	obs := Observed{Now: now, BundleInjected: injected}
+	if w.view.keeper != nil {
+		if obs.ClusterCAs, err = w.view.keeper.trustedCAs(now); err != nil {
+			return 0, err
+		}
+	}
+	next, actions, err := Plan(cur, problems, w.policy, obs)
 	if err != nil {
 		return 0, err
 	}

@@ -234,3 +234,44 @@ func value(m prometheus.Metric) float64 {
 	}
 	return d.Gauge.GetValue()
 }
+
+// TestSelfSecretDeletedWhileServing: someone deletes the Secret while replicas serve from it. The
+// new CA must be rolled in like a rotation, so the webhook never stops being callable.
+func TestSelfSecretDeletedWhileServing(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "deleted")
+	f.registerWebhooks(nil)
+	r := f.startReplica(f.config(nil), "a", false)
+	eventually(t, 60*time.Second, "ready", func() error { return r.p.Ready(nil) })
+	before, err := f.secret(ctx, secretName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.client.CoreV1().Secrets(f.name).Delete(ctx, secretName, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var failures []error
+	replaced := false
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && !replaced; {
+		if err := f.createConfigMap(ctx); err != nil {
+			failures = append(failures, err)
+		}
+		data, err := f.secret(ctx, secretName)
+		if err == nil && data != nil && len(data["tls.crt"]) > 0 && !bytes.Equal(data[KeySignerCert], before[KeySignerCert]) {
+			replaced = f.bundleMatchesSecret(ctx) == nil && r.p.Ready(nil) == nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !replaced {
+		t.Fatalf("no new CA and serving certificate within 30s")
+	}
+	if len(failures) > 0 {
+		t.Errorf("%d creations failed while the CA was replaced, first: %v", len(failures), failures[0])
+	}
+	if !f.logs.contains("no usable CA in the Secret") {
+		t.Errorf("no log line says how the lost CA was replaced")
+	}
+	if err := f.createConfigMap(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

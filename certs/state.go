@@ -50,7 +50,9 @@ func ParseState(data map[string][]byte) (s State, problems []string) {
 		}
 		return kp
 	}
-	s.Signer = pair(KeySignerCert, KeySignerKey, false)
+	// While a replacement CA waits in Next the signer may be absent (it was lost, see Plan).
+	hasNext := len(data[KeyNextCert]) > 0 || len(data[KeyNextKey]) > 0
+	s.Signer = pair(KeySignerCert, KeySignerKey, hasNext)
 	if s.Signer != nil && !s.Signer.Cert.IsCA {
 		problems = append(problems, KeySignerCert+" is not a CA certificate")
 		s.Signer = nil
@@ -60,7 +62,7 @@ func ParseState(data map[string][]byte) (s State, problems []string) {
 		problems = append(problems, KeyNextCert+" is not a CA certificate")
 		s.Next = nil
 	}
-	s.Serving = pair(corev1.TLSCertKey, corev1.TLSPrivateKeyKey, false)
+	s.Serving = pair(corev1.TLSCertKey, corev1.TLSPrivateKeyKey, hasNext && len(data[KeySignerCert]) == 0)
 	if b := data[KeyBundle]; len(b) > 0 {
 		certs, err := pki.ParseCerts(b)
 		if err != nil {
@@ -75,7 +77,8 @@ func ParseState(data map[string][]byte) (s State, problems []string) {
 
 // Data is the Secret data for s.
 func (s State) Data() map[string][]byte {
-	d := map[string][]byte{KeyBundle: pki.EncodeCerts(s.Bundle...)}
+	// tls.crt and tls.key are always present: a kubernetes.io/tls Secret requires both keys.
+	d := map[string][]byte{KeyBundle: pki.EncodeCerts(s.Bundle...), corev1.TLSCertKey: {}, corev1.TLSPrivateKeyKey: {}}
 	if s.Signer != nil {
 		d[KeySignerCert], d[KeySignerKey] = s.Signer.CertPEM, s.Signer.KeyPEM
 	}
