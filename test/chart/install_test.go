@@ -208,7 +208,11 @@ func (e *installEnv) selfMode(ctx context.Context) {
 // controller runs, so nothing is issued; the objects and the CA-injection annotation are checked.
 func (e *installEnv) certManagerMode(ctx context.Context) {
 	t := e.t
-	e.mustHelm(ctx, "install", releaseName, e.chart, "--namespace", releaseNS, "--set", "certs.mode=cert-manager")
+	notes := e.mustHelm(ctx, "install", releaseName, e.chart, "--namespace", releaseNS, "--set", "certs.mode=cert-manager",
+		"--set", "replicaCount=1")
+	if !strings.Contains(notes, "WARNING: one replica with failurePolicy Fail") {
+		t.Errorf("NOTES do not warn about one replica with failurePolicy Fail:\n%s", notes)
+	}
 	manifest := e.mustHelm(ctx, "get", "manifest", releaseName, "--namespace", releaseNS)
 	objs := decodeAll(t, manifest)
 	e.checkAllExist(ctx, manifest, len(objs))
