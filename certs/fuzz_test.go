@@ -12,11 +12,14 @@ import (
 // Plan pass turns it into a state without problems whose bundle trusts its serving certificate.
 func FuzzParseState(f *testing.F) {
 	good := fixture(&testing.T{}, t0, 100*time.Hour, 10*time.Hour).Data()
-	f.Add(good[KeySignerCert], good[KeySignerKey], good["tls.crt"], good["tls.key"], good[KeyBundle])
-	f.Add([]byte{}, []byte{}, []byte{}, []byte{}, []byte{})
-	f.Add([]byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), []byte("x"), good["tls.crt"], good[KeySignerKey], good["tls.crt"])
-	f.Fuzz(func(t *testing.T, signer, signerKey, crt, key, bundle []byte) {
-		cur, problems := ParseState(map[string][]byte{KeySignerCert: signer, KeySignerKey: signerKey, "tls.crt": crt, "tls.key": key, KeyBundle: bundle})
+	none := []byte{}
+	f.Add(good[KeySignerCert], good[KeySignerKey], good["tls.crt"], good["tls.key"], good[KeyBundle], none, none)
+	f.Add(none, none, none, none, none, none, none)
+	f.Add(none, none, none, none, good[KeyBundle], good[KeySignerCert], good[KeySignerKey])
+	f.Add([]byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), []byte("x"), good["tls.crt"], good[KeySignerKey], good["tls.crt"], none, none)
+	f.Fuzz(func(t *testing.T, signer, signerKey, crt, key, bundle, nextCrt, nextKey []byte) {
+		cur, problems := ParseState(map[string][]byte{KeySignerCert: signer, KeySignerKey: signerKey, "tls.crt": crt, "tls.key": key,
+			KeyBundle: bundle, KeyNextCert: nextCrt, KeyNextKey: nextKey})
 		next, _, err := Plan(cur, problems, testPolicy, Observed{Now: t0, BundleInjected: true})
 		if err != nil {
 			t.Fatal(err)
