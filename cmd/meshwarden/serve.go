@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -27,6 +28,7 @@ import (
 	networkingv1beta1 "istio.io/client-go/pkg/apis/networking/v1beta1"
 
 	"github.com/meshwarden/meshwarden/config"
+	"github.com/meshwarden/meshwarden/guard/reconciler"
 	"github.com/meshwarden/meshwarden/inject"
 	"github.com/meshwarden/meshwarden/templates"
 	"github.com/meshwarden/meshwarden/webhook"
@@ -97,7 +99,9 @@ func serve(ctx context.Context, f serveFlags) error {
 	}
 	le := cfg.LeaderElection
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
-		Scheme:                        newScheme(),
+		Scheme: newScheme(),
+		// The guard holds every Service and Pod of the cluster in memory; keep only what it reads.
+		Cache:                         cache.Options{DefaultTransform: cache.TransformStripManagedFields(), ByObject: reconciler.CacheByObject()},
 		Metrics:                       metricsserver.Options{BindAddress: f.metricsAddr},
 		HealthProbeBindAddress:        f.healthAddr,
 		LeaderElection:                *le.Enabled,
