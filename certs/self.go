@@ -173,8 +173,8 @@ func (w *writer) write(ctx context.Context, old *corev1.Secret, next State) erro
 	if s.Data == nil {
 		s.Data = map[string][]byte{}
 	}
-	for _, k := range []string{KeyNextCert, KeyNextKey} {
-		delete(s.Data, k)
+	for _, k := range []string{KeyBundle, KeySignerCert, KeySignerKey, KeyNextCert, KeyNextKey} {
+		delete(s.Data, k) // what next does not hold must not linger (e.g. a garbage signer)
 	}
 	for k, v := range next.Data() {
 		s.Data[k] = v
