@@ -2,6 +2,8 @@ package inject
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -343,4 +345,39 @@ func uniqueKeys(raw []byte) bool {
 		return true
 	}
 	return walk()
+}
+
+// TestWriteGoldenFuzzSeeds seeds the fuzz cache of the targets that take whole pods or whole
+// AdmissionReviews with the pods of the golden inputs; `make fuzz` runs it first with
+// MESHWARDEN_FUZZ_CACHE set to $(go env GOCACHE)/fuzz/<module>. Without it, it does nothing.
+func TestWriteGoldenFuzzSeeds(t *testing.T) {
+	root := os.Getenv("MESHWARDEN_FUZZ_CACHE")
+	if root == "" {
+		t.Skip("MESHWARDEN_FUZZ_CACHE not set; `make fuzz` sets it")
+	}
+	write := func(target string, data []byte) {
+		dir := filepath.Join(root, target)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		file := filepath.Join(dir, "golden-"+hex.EncodeToString(sum[:8]))
+		if err := os.WriteFile(file, []byte(fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", data)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pods := goldenPods(t)
+	for _, p := range pods {
+		write("inject/FuzzInject", p)
+		review, _ := json.Marshal(map[string]any{
+			"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+			"request": map[string]any{
+				"uid": "golden", "kind": map[string]any{"group": "", "version": "v1", "kind": "Pod"},
+				"resource":  map[string]any{"group": "", "version": "v1", "resource": "pods"},
+				"namespace": "shop", "operation": "CREATE", "object": json.RawMessage(p),
+			},
+		})
+		write("webhook/FuzzInjectHandler", review)
+	}
+	t.Logf("wrote %d golden pods as seeds of inject/FuzzInject and webhook/FuzzInjectHandler under %s", len(pods), root)
 }
