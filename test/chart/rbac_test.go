@@ -70,8 +70,14 @@ func TestRBAC(t *testing.T) {
 			leases = leases || slices.Contains(r.Resources, "leases")
 			configMaps = configMaps || slices.Contains(r.Resources, "configmaps")
 		}
-		if !secrets || !leases || !configMaps {
-			t.Errorf("Role: secrets %v, leases %v, configmaps %v; want all", secrets, leases, configMaps)
+		wantSecrets := loadConfig(t, objs).Certs.Mode == "self"
+		if secrets != wantSecrets || !leases || !configMaps {
+			t.Errorf("Role: secrets %v (want %v: only self mode writes one), leases %v, configmaps %v", secrets, wantSecrets, leases, configMaps)
+		}
+		for _, r := range role.Rules {
+			if len(r.ResourceNames) == 0 && !slices.Equal(r.Verbs, []string{"create"}) {
+				t.Errorf("Role rule not narrowed by name (only create cannot be): %+v", r)
+			}
 		}
 		crb := find[*rbacv1.ClusterRoleBinding](t, objs, releaseName)
 		rb := find[*rbacv1.RoleBinding](t, objs, releaseName)
