@@ -86,7 +86,11 @@ func (r *faultReplica) start(ctx context.Context) error {
 		r.mu.Unlock()
 		return err
 	}
-	cmd := exec.Command(filepath.Join(env.BinDir(), "meshwarden"), r.args...)
+	binary := filepath.Join(env.BinDir(), "meshwarden")
+	if b := os.Getenv("MESHWARDEN_FAULT_BINARY"); b != "" {
+		binary = b // a candidate build, to try a fix against the fault tests
+	}
+	cmd := exec.Command(binary, r.args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
