@@ -284,7 +284,7 @@ func (r report) table(w io.Writer, res map[string]float64) {
 
 func num(v float64) string {
 	switch {
-	case v >= 100:
+	case v >= 100 || v == float64(int64(v)):
 		return strconv.FormatFloat(v, 'f', 0, 64)
 	case v >= 10:
 		return strconv.FormatFloat(v, 'f', 1, 64)
