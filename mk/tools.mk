@@ -24,7 +24,8 @@ $(TOOLS_STAMP): $(TOOLS_MODFILES) $(CURDIR)/mk/tools.mk $(if $(TOOLS_MISSING),to
 	  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
 	  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl sigs.k8s.io/kwok/cmd/kwok
 	cd $(TOOLS_DIR) && $(GO) build $(TOOLS_GOFLAGS) -o $(BIN)/etcd go.etcd.io/etcd/server/v3
-	cd $(TOOLS_DIR)/helm && $(GO) build $(TOOLS_GOFLAGS) -o $(BIN)/helm helm.sh/helm/v3/cmd/helm
+	@# HELM_KUBE_LDFLAGS (mk/helm.mk) stamps the Kubernetes version helm template/lint assume, as release builds do.
+	cd $(TOOLS_DIR)/helm && $(GO) build -trimpath -ldflags='-s -w $(HELM_KUBE_LDFLAGS)' -o $(BIN)/helm helm.sh/helm/v3/cmd/helm
 	@# kwok needs Stage objects to move fake nodes and pods through their lifecycle; they ship in its module.
 	@kwok=$$(cd $(TOOLS_DIR) && $(GO) list -m -f '{{.Dir}}' sigs.k8s.io/kwok) && \
 	  for s in node/fast node/heartbeat pod/fast; do \
