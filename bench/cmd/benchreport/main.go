@@ -25,8 +25,9 @@ func main() {
 	rounds := flag.Int("rounds", 5, "rounds of BenchmarkReviewPair (floor and injected in turn, typical and large pod)")
 	benchtime := flag.String("benchtime", "1s", "benchtime of each per-review measurement")
 	out := flag.String("o", "bench-results.json", "results file")
+	apiserver := flag.Bool("apiserver", false, "also measure `meshwarden serve`'s RSS on a local control plane holding the cluster (needs bin/, ~15 min); guard.rss_mib then comes from it")
 	flag.Parse()
-	if err := run(*pkg, *rounds, *benchtime, *out, os.Stdout); err != nil {
+	if err := run(*pkg, *rounds, *benchtime, *out, *apiserver, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "benchreport:", err)
 		os.Exit(1)
 	}
@@ -35,7 +36,7 @@ func main() {
 // metrics are one benchmark's results by unit ("ns/op", "B/op", "reviews/s", ...).
 type metrics map[string]float64
 
-func run(pkg string, rounds int, benchtime, outFile string, stdout io.Writer) error {
+func run(pkg string, rounds int, benchtime, outFile string, apiserver bool, stdout io.Writer) error {
 	tmp, err := os.MkdirTemp("", "benchreport")
 	if err != nil {
 		return err
@@ -77,6 +78,16 @@ func run(pkg string, rounds int, benchtime, outFile string, stdout io.Writer) er
 	}
 
 	r := report{rounds: perRound, mem: mem, load: load["BenchmarkLoad"], guard: guard["BenchmarkGuard"]}
+	if apiserver {
+		fmt.Fprintln(os.Stderr, "meshwarden serve on a local control plane holding the cluster")
+		res, err := bench(bin, pkg, "^BenchmarkGuardAPIServer$", "-test.benchtime", "1x", "-test.timeout", "40m", "-bench.apiserver")
+		if err != nil {
+			return err
+		}
+		if m, ok := res["BenchmarkGuardAPIServer"]; ok && m["rss-MiB"] > 0 {
+			r.apiserver = m
+		}
+	}
 	results, err := r.results()
 	if err != nil {
 		return err
@@ -143,6 +154,7 @@ type report struct {
 	rounds      []map[string]metrics // BenchmarkReviewPair
 	mem         map[string]metrics   // BenchmarkReview -benchmem
 	load, guard metrics
+	apiserver   metrics // BenchmarkGuardAPIServer, when run
 }
 
 // pair returns the median over rounds of one BenchmarkReviewPair metric.
@@ -218,6 +230,9 @@ func (r report) results() (map[string]float64, error) {
 		"guard.incremental_ms":       {r.guard, "incremental-ms"},
 		"guard.rss_mib":              {r.guard, "rss-MiB"},
 	} {
+		if key == "guard.rss_mib" && r.apiserver != nil {
+			m.from = r.apiserver
+		}
 		v, ok := m.from[m.unit]
 		if !ok {
 			return nil, fmt.Errorf("%s: metric %s missing", key, m.unit)
@@ -255,7 +270,12 @@ func (r report) table(w io.Writer, res map[string]float64) {
 	row("  of which snapshot rebuild", r.guard["snapshot-ms"], "ms")
 	row("  checks alone", r.guard["incremental-checks-ms"], "ms")
 	row("  objects re-checked", r.guard["queued-keys"], "")
-	row("RSS (in-process store + snapshot)", res["guard.rss_mib"], "MiB")
+	if r.apiserver != nil {
+		row("RSS of meshwarden serve (real API server)", res["guard.rss_mib"], "MiB")
+		row("  its peak RSS (VmHWM)", r.apiserver["peak-rss-MiB"], "MiB")
+		row("  reconciles until settled", r.apiserver["reconciles"], "")
+	}
+	row("RSS in-process (store + snapshot)", r.guard["rss-MiB"], "MiB")
 	row("  RSS before filling", r.guard["rss-before-MiB"], "MiB")
 	row("  Go heap in use", r.guard["heap-MiB"], "MiB")
 	tw.Flush()
