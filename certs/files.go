@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"github.com/go-logr/logr"
 
 	"github.com/meshwarden/meshwarden/certs/pki"
@@ -32,6 +34,18 @@ func (k *fileKeeper) Start(ctx context.Context) error {
 	case <-ctx.Done():
 		return nil
 	}
+	// Kubelet updates a mounted Secret by swapping a symlink in the directory: watch the directory.
+	var events <-chan fsnotify.Event
+	var watchErrs <-chan error
+	if w, err := fsnotify.NewWatcher(); err != nil {
+		k.log.Error(err, "not watching the certificate directory; re-reading ca.crt every "+fileResync.String())
+	} else {
+		defer w.Close()
+		if err := w.Add(filepath.Dir(k.caFile)); err != nil {
+			k.log.Error(err, "not watching the certificate directory; re-reading ca.crt every "+fileResync.String())
+		}
+		events, watchErrs = w.Events, w.Errors
+	}
 	for {
 		if err := k.reconcile(ctx); err != nil && ctx.Err() == nil {
 			k.log.Error(err, "keeping caBundle from the mounted CA; retrying")
@@ -42,6 +56,10 @@ func (k *fileKeeper) Start(ctx context.Context) error {
 			t.Stop()
 			return nil
 		case <-k.view.wake:
+		case <-events:
+		case err := <-watchErrs:
+			// Unread errors would stall the watcher; the resync still catches what an error hid.
+			k.log.Error(err, "watching the certificate directory")
 		case <-t.C:
 		}
 		t.Stop()
