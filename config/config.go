@@ -147,6 +147,10 @@ type Server struct {
 	EnableHTTP2 bool `json:"enableHTTP2,omitempty"`
 	// ShutdownGrace is how long SIGTERM waits for requests in flight.
 	ShutdownGrace metav1.Duration `json:"shutdownGrace,omitempty"`
+	// DrainDelay is how long a terminating replica keeps serving while reporting not ready, so that
+	// Service endpoints drop it before it stops accepting: without it, requests the API server sends
+	// during that window fail, and with failurePolicy Fail so do the pods behind them.
+	DrainDelay *metav1.Duration `json:"drainDelay,omitempty"`
 }
 
 // Load reads, defaults and validates a config file. An empty path gives the defaults.
@@ -233,6 +237,9 @@ func (c *Config) Default() {
 	setDur(&le.RenewDeadline, 10*time.Second)
 	setDur(&le.RetryPeriod, 2*time.Second)
 	setDur(&c.Server.ShutdownGrace, 20*time.Second)
+	if c.Server.DrainDelay == nil {
+		c.Server.DrainDelay = &metav1.Duration{Duration: 5 * time.Second}
+	}
 }
 
 // Default images. The proxy is a current Envoy release; the init image is meshwarden's own.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,6 +26,9 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Guard.validate(field.NewPath("guard"))...)
 	errs = append(errs, c.Certs.validate(field.NewPath("certs"))...)
 	errs = append(errs, c.LeaderElection.validate(field.NewPath("leaderElection"))...)
+	if d := c.Server.DrainDelay; d != nil && (d.Duration < 0 || d.Duration >= c.Server.ShutdownGrace.Duration+time.Minute) {
+		errs = append(errs, field.Invalid(field.NewPath("server", "drainDelay"), d.String(), "must be between 0s and a minute more than shutdownGrace, such as 5s"))
+	}
 	return errs.ToAggregate()
 }
 

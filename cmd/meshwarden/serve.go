@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"syscall"
@@ -129,13 +131,14 @@ func serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	mgr.GetWebhookServer().Register("/inject", &webhook.InjectHandler{
+	draining := &webhook.Draining{}
+	mgr.GetWebhookServer().Register("/inject", webhook.CloseWhenDraining(&webhook.InjectHandler{
 		Injector:   injector,
 		Namespaces: namespaceLookup(mgr),
 		Log:        logger.WithName("inject"),
 		Metrics:    webhook.NewMetrics(crmetrics.Registry),
-	})
-	if err := setupGuard(mgr, cfg); err != nil {
+	}, draining))
+	if err := setupGuard(mgr, cfg, draining); err != nil {
 		return fmt.Errorf("config guard: %w", err)
 	}
 	if certs.AddToManager != nil {
@@ -155,7 +158,15 @@ func serve(ctx context.Context, f serveFlags) error {
 		}
 	}
 	log.Info("starting", "namespace", cfg.Namespace, "certMode", cfg.Certs.Mode, "templates", store.Current().Names())
-	err = mgr.Start(ctx)
+	if err := mgr.AddReadyzCheck("draining", func(*http.Request) error {
+		if draining.On() {
+			return errors.New("terminating: draining requests in flight")
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	err = mgr.Start(drain(ctx, draining, cfg.Server.DrainDelay.Duration, log))
 	if err != nil && ctx.Err() == nil && strings.Contains(err.Error(), "leader election lost") {
 		// controller-runtime ends the manager when the lease is lost, typically because the API server
 		// was unreachable for longer than the lease. Exiting would take admission down with it (and,
@@ -166,6 +177,20 @@ func serve(ctx context.Context, f serveFlags) error {
 		return reexec()
 	}
 	return err
+}
+
+// drain returns a context that ends delay after ctx does. Meanwhile the replica reports not ready and
+// goes on answering, so it leaves the Service's endpoints before it stops accepting connections.
+func drain(ctx context.Context, d *webhook.Draining, delay time.Duration, log logrLogger) context.Context {
+	out, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		<-ctx.Done()
+		d.Start()
+		log.Info("terminating: not ready, still serving while endpoints update", "drainDelay", delay)
+		time.Sleep(delay)
+		cancel()
+	}()
+	return out
 }
 
 // reexec replaces the process with a fresh copy of itself: same pid, same arguments, no state.

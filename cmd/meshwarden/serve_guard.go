@@ -10,21 +10,22 @@ import (
 	"github.com/meshwarden/meshwarden/config"
 	"github.com/meshwarden/meshwarden/guard"
 	"github.com/meshwarden/meshwarden/guard/reconciler"
+	"github.com/meshwarden/meshwarden/webhook"
 	"github.com/meshwarden/meshwarden/webhook/validate"
 )
 
 // setupGuard registers the config guard on the manager: the /validate handler on its webhook server
 // (every replica answers admission) and the two leader-elected controllers.
-func setupGuard(mgr ctrl.Manager, cfg *config.Config) error {
+func setupGuard(mgr ctrl.Manager, cfg *config.Config, draining *webhook.Draining) error {
 	opts := guard.OptionsFrom(cfg.Guard)
 	log := ctrl.Log.WithName("guard")
-	mgr.GetWebhookServer().Register("/validate", &admission.Webhook{Handler: &validate.Handler{
+	mgr.GetWebhookServer().Register("/validate", webhook.CloseWhenDraining(&admission.Webhook{Handler: &validate.Handler{
 		Cache:       mgr.GetClient(),
 		API:         mgr.GetAPIReader(),
 		Options:     opts,
 		DefaultMode: cfg.Guard.DefaultMode,
 		Log:         log.WithName("validate"),
-	}})
+	}}, draining))
 	metrics := reconciler.NewMetrics(crmetrics.Registry)
 	rec := mgr.GetEventRecorder("meshwarden-guard")
 	r := &reconciler.Reconciler{
