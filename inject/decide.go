@@ -57,7 +57,7 @@ func (in *Injector) decide(pod *podView, ns Namespace, ov Overrides, st *Status)
 	}
 	// The label is the documented switch; the annotation of the same name is accepted as a fallback.
 	explicit := ov.Inject
-	switch pod.Metadata.Labels[LabelInject] {
+	switch pod.labels[LabelInject] {
 	case "true":
 		explicit = ptrBool(true)
 	case "false":
@@ -72,7 +72,7 @@ func (in *Injector) decide(pod *podView, ns Namespace, ov Overrides, st *Status)
 	if ns.Labels[NamespaceLabel] == "disabled" {
 		return false, SkipNamespaceDisabled
 	}
-	podLabels := labels.Set(pod.Metadata.Labels)
+	podLabels := labels.Set(pod.labels)
 	for _, s := range in.sel.never {
 		if s.Matches(podLabels) {
 			return false, SkipNeverSelector

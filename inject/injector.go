@@ -87,13 +87,13 @@ func (in *Injector) Inject(req Request) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: %v", ErrNotAPod, err)
 	}
-	ov, errs := ParseAnnotations(pod.Metadata.Annotations, annotationsPath)
-	if v, ok := pod.Metadata.Labels[LabelInject]; ok && v != "true" && v != "false" {
+	ov, errs := ParseAnnotations(pod.annotations, annotationsPath)
+	if v, ok := pod.labels[LabelInject]; ok && v != "true" && v != "false" {
 		errs = append(errs, field.NotSupported(labelsPath.Key(LabelInject), v, []string{"true", "false"}))
 	}
-	status, _ := parseStatus(pod.Metadata.Annotations[AnnotationStatus])
+	status, _ := parseStatus(pod.annotations[AnnotationStatus])
 	if req.Namespace.Name == "" {
-		req.Namespace.Name = pod.Metadata.Namespace
+		req.Namespace.Name = pod.namespace
 	}
 
 	inject, reason := in.decide(pod, req.Namespace, ov, status)

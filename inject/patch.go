@@ -51,7 +51,7 @@ func planPatch(raw []byte, pod *podView, old *Status, r *rendered, s settings) (
 		newInit = append(newInit, pc)
 		st.InitContainers = append(st.InitContainers, pc.name)
 	}
-	p.insertFront("/spec/initContainers", &p.init, pod.hasInit, newInit)
+	p.insertFront("/spec/initContainers", &p.init, pod.hasInit, newInit, r.initArray)
 
 	// 3. Containers: a template container named like a user container is merged into it (user's values
 	// win); any other is added — last, or first when the app must wait for the proxy.
@@ -62,7 +62,7 @@ func planPatch(raw []byte, pod *podView, old *Status, r *rendered, s settings) (
 			continue
 		}
 		if s.hold && !s.native && pc.name == ProxyName {
-			p.insertFront("/spec/containers", &p.containers, true, []piece{pc})
+			p.insertFront("/spec/containers", &p.containers, true, []piece{pc}, nil)
 		} else {
 			p.ops = append(p.ops, jsonpatch.NewOperation("add", "/spec/containers/-", pc.raw))
 			p.containers = append(p.containers, pc.name)
@@ -82,7 +82,7 @@ func planPatch(raw []byte, pod *podView, old *Status, r *rendered, s settings) (
 		}
 		st.Volumes = append(st.Volumes, pc.name)
 	}
-	p.appendAll("/spec/volumes", &p.volumes, pod.hasVolumes, r.volumes)
+	p.appendAll("/spec/volumes", &p.volumes, pod.hasVolumes, r.volumes, r.volumesArray)
 
 	// 5. Labels and annotations: added where absent, never overwriting the user's.
 	if !pod.hasMetadata {
@@ -90,18 +90,18 @@ func planPatch(raw []byte, pod *podView, old *Status, r *rendered, s settings) (
 	}
 	labels := map[string]string{}
 	for k, v := range r.labels {
-		if _, ok := pod.Metadata.Labels[k]; !ok {
+		if _, ok := pod.labels[k]; !ok {
 			labels[k] = v
 		}
 	}
 	p.setMapEntries("/metadata/labels", pod.hasLabels, labels)
 	ann := map[string]string{}
 	for k, v := range r.annotations {
-		if _, ok := pod.Metadata.Annotations[k]; !ok {
+		if _, ok := pod.annotations[k]; !ok {
 			ann[k] = v
 		}
 	}
-	if _, ok := pod.Metadata.Annotations[AnnotationDefault]; !ok && len(userContainers) > 0 {
+	if _, ok := pod.annotations[AnnotationDefault]; !ok && len(userContainers) > 0 {
 		ann[AnnotationDefault] = userContainers[0]
 	}
 	status, _ := json.Marshal(st)
@@ -126,12 +126,16 @@ func (p *plan) remove(path string, list, drop []string) []string {
 	return list
 }
 
-func (p *plan) insertFront(path string, list *[]string, exists bool, items []piece) {
+// insertFront puts items at the front of a list; whole is items as one JSON array when known.
+func (p *plan) insertFront(path string, list *[]string, exists bool, items []piece, whole json.RawMessage) {
 	if len(items) == 0 {
 		return
 	}
 	if !exists {
-		p.ops = append(p.ops, jsonpatch.NewOperation("add", path, rawArray(items)))
+		if whole == nil {
+			whole = rawArray(items)
+		}
+		p.ops = append(p.ops, jsonpatch.NewOperation("add", path, whole))
 	} else {
 		for i, it := range items {
 			p.ops = append(p.ops, jsonpatch.NewOperation("add", path+"/"+strconv.Itoa(i), it.raw))
@@ -144,12 +148,12 @@ func (p *plan) insertFront(path string, list *[]string, exists bool, items []pie
 	*list = append(front, *list...)
 }
 
-func (p *plan) appendAll(path string, list *[]string, exists bool, items []piece) {
+func (p *plan) appendAll(path string, list *[]string, exists bool, items []piece, whole json.RawMessage) {
 	if len(items) == 0 {
 		return
 	}
 	if !exists {
-		p.ops = append(p.ops, jsonpatch.NewOperation("add", path, rawArray(items)))
+		p.ops = append(p.ops, jsonpatch.NewOperation("add", path, whole))
 	} else {
 		for _, it := range items {
 			p.ops = append(p.ops, jsonpatch.NewOperation("add", path+"/-", it.raw))
@@ -285,8 +289,13 @@ func indexOfName(list []string, name string) int {
 
 // escapePointer escapes a map key for a JSON pointer (RFC 6901).
 func escapePointer(k string) string {
-	return strings.NewReplacer("~", "~0", "/", "~1").Replace(k)
+	if !strings.ContainsAny(k, "~/") {
+		return k
+	}
+	return pointerEscaper.Replace(k)
 }
+
+var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
 
 type conflictError struct{ kind, name string }
 

@@ -1,7 +1,6 @@
 package inject
 
 import (
-	"encoding/json"
 	"fmt"
 
 	kjson "sigs.k8s.io/json"
@@ -11,7 +10,7 @@ import (
 // with thousands of env vars costs one scan, not thousands of allocations) and leaves everything else
 // in the user's bytes untouched: the patch is planned against positions, never re-serialised objects.
 type podView struct {
-	Metadata struct {
+	Metadata *struct {
 		Name         string            `json:"name"`
 		GenerateName string            `json:"generateName"`
 		Namespace    string            `json:"namespace"`
@@ -24,23 +23,16 @@ type podView struct {
 		Containers     []namedItem `json:"containers"`
 		Volumes        []namedItem `json:"volumes"`
 	} `json:"spec"`
+	// Whether each map and list exists: adding into a missing one needs a different operation. The
+	// decoder leaves a field nil when it is absent or null (for both, "add" of the whole value is
+	// right) and non-nil for {} or [].
 	hasMetadata, hasAnnotations, hasLabels, hasInit, hasVolumes bool
+	labels, annotations                                         map[string]string
+	namespace                                                   string
 }
 
 type namedItem struct {
 	Name string `json:"name"`
-}
-
-// presence records which maps and lists exist at all: adding to a missing one needs a different op.
-type presence struct {
-	Metadata struct {
-		Labels      json.RawMessage `json:"labels"`
-		Annotations json.RawMessage `json:"annotations"`
-	} `json:"metadata"`
-	Spec struct {
-		InitContainers json.RawMessage `json:"initContainers"`
-		Volumes        json.RawMessage `json:"volumes"`
-	} `json:"spec"`
 }
 
 func decodePod(raw []byte) (*podView, error) {
@@ -49,30 +41,14 @@ func decodePod(raw []byte) (*podView, error) {
 	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, p); err != nil {
 		return nil, fmt.Errorf("the object is not a pod in JSON: %w", err)
 	}
-	p.hasAnnotations = p.Metadata.Annotations != nil
-	p.hasLabels = p.Metadata.Labels != nil
+	if m := p.Metadata; m != nil {
+		p.hasMetadata = true
+		p.labels, p.annotations, p.namespace = m.Labels, m.Annotations, m.Namespace
+		p.hasLabels, p.hasAnnotations = m.Labels != nil, m.Annotations != nil
+	}
 	p.hasInit = p.Spec.InitContainers != nil
 	p.hasVolumes = p.Spec.Volumes != nil
-	// null and {} both decode to a nil/empty map; an explicit null must be replaced, not added into.
-	p.hasMetadata = true
-	if !p.hasAnnotations || !p.hasLabels || !p.hasInit || !p.hasVolumes {
-		var pr presence
-		_ = kjson.UnmarshalCaseSensitivePreserveInts(raw, &pr)
-		var top struct {
-			Metadata json.RawMessage `json:"metadata"`
-		}
-		_ = kjson.UnmarshalCaseSensitivePreserveInts(raw, &top)
-		p.hasMetadata = isContainer(top.Metadata)
-		p.hasAnnotations = isContainer(pr.Metadata.Annotations)
-		p.hasLabels = isContainer(pr.Metadata.Labels)
-		p.hasInit = isContainer(pr.Spec.InitContainers)
-		p.hasVolumes = isContainer(pr.Spec.Volumes)
-	}
 	return p, nil
-}
-
-func isContainer(m json.RawMessage) bool {
-	return len(m) > 0 && (m[0] == '{' || m[0] == '[')
 }
 
 func indexOf(items []namedItem, name string) int {

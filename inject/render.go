@@ -24,8 +24,10 @@ type piece struct {
 // rendered is what the templates produce for one (template set, settings): ready-to-patch pieces.
 type rendered struct {
 	initContainers, containers, volumes []piece
-	labels, annotations                 map[string]string
-	templates                           []string
+	// initArray and volumesArray are the pieces as one JSON array, for pods that have no such list yet.
+	initArray, volumesArray json.RawMessage
+	labels, annotations     map[string]string
+	templates               []string
 	// revision identifies this rendering; it goes into the status annotation, so a pod whose status
 	// names the same revision is already injected exactly so.
 	revision string
@@ -65,6 +67,7 @@ func render(set *templates.Set, names []string, v Values, pod *corev1.Pod) (*ren
 		h.Write(out)
 	}
 	r.revision = hex.EncodeToString(h.Sum(nil))[:12]
+	r.initArray, r.volumesArray = rawArray(r.initContainers), rawArray(r.volumes)
 	return r, nil
 }
 

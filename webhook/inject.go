@@ -80,10 +80,14 @@ func (h *InjectHandler) admit(ctx context.Context, req *admissionv1.AdmissionReq
 	if req.Operation != admissionv1.Create || req.Kind.Kind != "Pod" || req.Kind.Group != "" || req.SubResource != "" {
 		return allowed(), nil
 	}
-	log := h.Log.WithValues("uid", req.UID, "namespace", req.Namespace, "name", req.Name)
+	// The request-scoped logger is built only when something is logged: with a JSON logger,
+	// WithValues encodes its fields at once, on every request.
+	log := func() logr.Logger {
+		return h.Log.WithValues("uid", req.UID, "namespace", req.Namespace, "name", req.Name)
+	}
 	ns, err := h.Namespaces(ctx, req.Namespace)
 	if err != nil {
-		log.Error(err, "looking up the namespace")
+		log().Error(err, "looking up the namespace")
 		return nil, err
 	}
 	res, err := h.Injector.Inject(inject.Request{Pod: req.Object.Raw, Namespace: ns})
@@ -97,17 +101,21 @@ func (h *InjectHandler) admit(ctx context.Context, req *admissionv1.AdmissionReq
 	case len(res.Denied) > 0:
 		h.Metrics.Requests.WithLabelValues("denied").Inc()
 		h.Metrics.Denials.WithLabelValues(string(res.Reason)).Inc()
-		log.Info("denied", "reason", res.Reason, "problems", len(res.Denied))
+		log().Info("denied", "reason", res.Reason, "problems", len(res.Denied))
 		return denied(res), nil
 	case !res.Injected:
 		h.Metrics.Requests.WithLabelValues("skipped").Inc()
 		h.Metrics.Skips.WithLabelValues(string(res.Reason)).Inc()
-		log.V(1).Info("skipped", "reason", res.Reason)
+		if h.Log.V(1).Enabled() {
+			log().V(1).Info("skipped", "reason", res.Reason)
+		}
 		return allowed(), nil
 	}
 	h.Metrics.Requests.WithLabelValues("injected").Inc()
 	h.Metrics.Injections.Inc()
-	log.V(1).Info("injected", "reason", res.Reason, "operations", len(res.Patch))
+	if h.Log.V(1).Enabled() {
+		log().V(1).Info("injected", "reason", res.Reason, "operations", len(res.Patch))
+	}
 	if len(res.Patch) == 0 {
 		return allowed(), nil
 	}
