@@ -2,6 +2,7 @@ package guard
 
 import (
 	"fmt"
+	"strings"
 
 	networking "istio.io/client-go/pkg/apis/networking/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -17,26 +18,12 @@ func checkGateway(x *index, gw *networking.Gateway) []Finding {
 		return nil
 	}
 	res := Resource{Kind: KindGateway, Namespace: gw.Namespace, Name: gw.Name}
-	var pods []Workload
-	for _, ns := range sortedKeys(x.workloads) {
-		for _, w := range x.workloads[ns] {
-			if selects(sel, w.Labels) {
-				pods = append(pods, w)
-			}
-		}
-	}
-	if len(pods) == 0 {
+	sp := x.gatewayPods(sel)
+	if !sp.pods {
 		return []Finding{{Code: CodeGatewaySelectsNoPods, Severity: SeverityWarning, Resource: res, Field: "spec.selector",
 			Message: fmt.Sprintf("selector %s matches no pod in any namespace", formatLabels(sel))}}
 	}
-	var svcs []*corev1.Service
-	for _, svcList := range x.services {
-		for _, s := range svcList {
-			if selectsAny(s, pods) {
-				svcs = append(svcs, s)
-			}
-		}
-	}
+	svcs := sp.services
 	if len(svcs) == 0 {
 		return nil // pods reached without a Service (hostPort, hostNetwork): nothing to compare with
 	}
@@ -52,9 +39,61 @@ func checkGateway(x *index, gw *networking.Gateway) []Finding {
 	return out
 }
 
+// selectedPods is what the Gateway check needs to know about one selector: whether it selects any pod,
+// and the Services that select at least one of those pods.
+type selectedPods struct {
+	pods     bool
+	services []*corev1.Service
+}
+
+// gatewayPods answers for one selector, once per index: Gateways share a handful of selectors (the
+// ingress pods), so 500 Gateways cost a handful of scans of the workloads. Only Services in the
+// namespaces of the selected pods can select them.
+func (x *index) gatewayPods(sel map[string]string) selectedPods {
+	key := selectorKey(sel)
+	x.memoMu.Lock()
+	defer x.memoMu.Unlock()
+	if sp, ok := x.gwPods[key]; ok {
+		return sp
+	}
+	byNs := map[string][]Workload{}
+	for ns, ws := range x.workloads {
+		for _, w := range ws {
+			if selects(sel, w.Labels) {
+				byNs[ns] = append(byNs[ns], w)
+			}
+		}
+	}
+	sp := selectedPods{pods: len(byNs) > 0}
+	for _, ns := range sortedKeys(byNs) {
+		for _, s := range x.svcByNs[ns] {
+			if selectsAny(s, byNs[ns]) {
+				sp.services = append(sp.services, s)
+			}
+		}
+	}
+	if x.gwPods == nil {
+		x.gwPods = map[string]selectedPods{}
+	}
+	x.gwPods[key] = sp
+	return sp
+}
+
+// selectorKey names a selector without ambiguity, whatever its keys and values hold.
+func selectorKey(sel map[string]string) string {
+	var b strings.Builder
+	for _, k := range sortedKeys(sel) {
+		b.WriteString(k)
+		b.WriteByte(0)
+		b.WriteString(sel[k])
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
 func selectsAny(s *corev1.Service, pods []Workload) bool {
 	for _, p := range pods {
-		if p.Namespace == s.Namespace && selects(s.Spec.Selector, p.Labels) {
+		if selects(s.Spec.Selector, p.Labels) {
 			return true
 		}
 	}

@@ -59,6 +59,10 @@ type index struct {
 	drs       map[string][]*networking.DestinationRule // by resolved host
 	drWild    []*networking.DestinationRule            // hosts starting with "*"
 	workloads map[string][]Workload                    // by namespace, labels already carrying node topology
+	svcByNs   map[string][]*corev1.Service             // by namespace
+
+	memoMu sync.Mutex
+	gwPods map[string]selectedPods // by selectorKey, filled as Gateways are checked; reset when Services or workloads change
 }
 
 type seHost struct {
@@ -75,11 +79,13 @@ func buildIndex(s *Snapshot, o Options) *index {
 	x := &index{
 		services: map[string][]*corev1.Service{}, seExact: map[string][]seHost{}, gateways: map[string]*networking.Gateway{},
 		kgateways: map[string]*KubeGateway{}, gwNames: map[string][]string{}, svcNames: map[string][]string{}, drs: map[string][]*networking.DestinationRule{}, workloads: map[string][]Workload{},
+		svcByNs: map[string][]*corev1.Service{},
 	}
 	for _, svc := range s.Services {
 		f := serviceFQDN(svc.Name, svc.Namespace, o.ClusterDomain)
 		x.services[f] = append(x.services[f], svc)
 		x.svcNames[svc.Namespace] = append(x.svcNames[svc.Namespace], svc.Name)
+		x.svcByNs[svc.Namespace] = append(x.svcByNs[svc.Namespace], svc)
 	}
 	for _, se := range s.ServiceEntries {
 		for _, h := range se.Spec.Hosts {
@@ -108,22 +114,28 @@ func buildIndex(s *Snapshot, o Options) *index {
 		x.gwNames[kg.Namespace] = append(x.gwNames[kg.Namespace], kg.Name)
 	}
 	for _, w := range s.Workloads {
-		if node := s.NodeLabels[w.NodeName]; len(node) > 0 {
-			merged := make(map[string]string, len(w.Labels)+len(topologyLabels))
-			for _, k := range topologyLabels {
-				// An empty topology value is no locality at all: istiod does not match on it.
-				if v := node[k]; v != "" {
-					merged[k] = v
-				}
-			}
-			for k, v := range w.Labels {
-				merged[k] = v
-			}
-			w.Labels = merged
-		}
-		x.workloads[w.Namespace] = append(x.workloads[w.Namespace], w)
+		x.workloads[w.Namespace] = append(x.workloads[w.Namespace], withTopology(w, s.NodeLabels[w.NodeName]))
 	}
 	return x
+}
+
+// withTopology returns w with the topology labels of its node added under its own labels.
+func withTopology(w Workload, node map[string]string) Workload {
+	if len(node) == 0 {
+		return w
+	}
+	merged := make(map[string]string, len(w.Labels)+len(topologyLabels))
+	for _, k := range topologyLabels {
+		// An empty topology value is no locality at all: istiod does not match on it.
+		if v := node[k]; v != "" {
+			merged[k] = v
+		}
+	}
+	for k, v := range w.Labels {
+		merged[k] = v
+	}
+	w.Labels = merged
+	return w
 }
 
 // selects reports whether every key of sel is in labels with the same value. An empty selector selects
