@@ -119,6 +119,17 @@ func buildIndex(s *Snapshot, o Options) *index {
 	return x
 }
 
+// SelectsOnTopology reports whether sel names a node topology label, which a pod matches through the
+// labels of its node.
+func SelectsOnTopology(sel map[string]string) bool {
+	for _, k := range topologyLabels {
+		if _, ok := sel[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
 // withTopology returns w with the topology labels of its node added under its own labels.
 func withTopology(w Workload, node map[string]string) Workload {
 	if len(node) == 0 {

@@ -222,3 +222,43 @@ func TestDebounce(t *testing.T) {
 		t.Error("the snapshot was not marked stale")
 	}
 }
+
+// TestServiceGateways: a Service event queues only the Gateways whose pods the Service selects.
+func TestServiceGateways(t *testing.T) {
+	pod := func(ns, name string, labels map[string]string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels}}
+	}
+	gw := func(ns, name string, sel map[string]string) *networking.Gateway {
+		g := &networking.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+		g.Spec.Selector = sel
+		return g
+	}
+	ingress := map[string]string{"istio": "ingressgateway"}
+	c := fake.NewClientBuilder().WithScheme(newScheme(t)).WithObjects(
+		pod("istio-system", "ingress-1", map[string]string{"istio": "ingressgateway", "app": "ingress"}),
+		pod("shop", "reviews-1", map[string]string{"app": "reviews"}),
+		gw("shop", "public", ingress), gw("web", "public", ingress),
+		gw("shop", "eastwest", map[string]string{"istio": "eastwestgateway"}),
+		gw("shop", "zonal", map[string]string{"topology.kubernetes.io/zone": "a"}),
+	).Build()
+	r := &Reconciler{Client: c, Options: guard.DefaultOptions(), Log: logr.Discard()}
+	service := func(ns string, sel map[string]string) *corev1.Service {
+		s := svc(ns, "s")
+		s.Spec.Selector = sel
+		return s
+	}
+	for name, tc := range map[string]struct {
+		svc  *corev1.Service
+		want []Key
+	}{
+		"selects the ingress pods": {service("istio-system", map[string]string{"app": "ingress"}),
+			[]Key{{guard.KindGateway, "shop", "public"}, {guard.KindGateway, "shop", "zonal"}, {guard.KindGateway, "web", "public"}}},
+		"same labels, other namespace": {service("shop", map[string]string{"app": "ingress"}), nil},
+		"application pods":             {service("shop", map[string]string{"app": "reviews"}), []Key{{guard.KindGateway, "shop", "zonal"}}},
+		"no selector":                  {service("istio-system", nil), nil},
+	} {
+		if diff := cmp.Diff(tc.want, r.gatewaysOfService(context.Background(), tc.svc)); diff != "" {
+			t.Errorf("%s: Gateways (-want +got):\n%s", name, diff)
+		}
+	}
+}

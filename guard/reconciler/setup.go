@@ -111,10 +111,50 @@ func (r *Reconciler) serviceEntry(ctx context.Context, se *networking.ServiceEnt
 	return keys
 }
 
-// service re-checks what routes to the Service and the Gateways, whose port check reads Services.
+// service re-checks what routes to the Service and the Gateways whose pods it selects: their port check
+// reads the Services of their pods, and no other Gateway can see this one.
 func (r *Reconciler) service(ctx context.Context, svc *corev1.Service) []Key {
 	keys := r.hostDependents(ctx, guard.ServiceHost(svc, r.Options))
-	return append(keys, r.allGateways(ctx)...)
+	return append(keys, r.gatewaysOfService(ctx, svc)...)
+}
+
+// gatewaysOfService lists the Gateways whose selector matches a pod that svc selects.
+func (r *Reconciler) gatewaysOfService(ctx context.Context, svc *corev1.Service) []Key {
+	if len(svc.Spec.Selector) == 0 {
+		return nil // selects no pod, so no Gateway's port check can read it
+	}
+	var pods corev1.PodList
+	if err := r.Client.List(ctx, &pods, client.InNamespace(svc.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+		r.Log.Error(err, "listing the pods of a Service")
+		return r.allGateways(ctx)
+	}
+	var selected []map[string]string
+	for i := range pods.Items {
+		if l := pods.Items[i].Labels; subsetOf(svc.Spec.Selector, l) {
+			selected = append(selected, l)
+		}
+	}
+	if len(selected) == 0 {
+		return nil
+	}
+	var gws networking.GatewayList
+	if err := r.Client.List(ctx, &gws, client.UnsafeDisableDeepCopy); err != nil {
+		return nil
+	}
+	var keys []Key
+	for _, g := range gws.Items {
+		if len(g.Spec.Selector) == 0 {
+			continue
+		}
+		// A selector on node topology may match through the labels istiod copies from the node.
+		for _, l := range selected {
+			if guard.SelectsOnTopology(g.Spec.Selector) || subsetOf(g.Spec.Selector, l) {
+				keys = append(keys, Key{guard.KindGateway, g.Namespace, g.Name})
+				break
+			}
+		}
+	}
+	return keys
 }
 
 // pod re-checks the DestinationRules of the Services that select it and the Gateways that select it.
