@@ -62,6 +62,27 @@ func typedInjection(t *testing.T, in *Injector, raw, injected []byte) []byte {
 		t.Fatal(err)
 	}
 	_ = json.Unmarshal(injected, &out)
+	// An earlier injection is taken out first, as its status annotation lists it.
+	if old, ok := parseStatus(pod.Annotations[AnnotationStatus]); ok {
+		keep := func(list []corev1.Container, drop []string) []corev1.Container {
+			var out []corev1.Container
+			for _, c := range list {
+				if indexOfName(drop, c.Name) < 0 {
+					out = append(out, c)
+				}
+			}
+			return out
+		}
+		pod.Spec.InitContainers = keep(pod.Spec.InitContainers, old.InitContainers)
+		pod.Spec.Containers = keep(pod.Spec.Containers, old.Containers)
+		var vols []corev1.Volume
+		for _, v := range pod.Spec.Volumes {
+			if indexOfName(old.Volumes, v.Name) < 0 {
+				vols = append(vols, v)
+			}
+		}
+		pod.Spec.Volumes = vols
+	}
 	ov, _ := ParseAnnotations(pod.Annotations, annotationsPath)
 	s := settingsFor(in.cfg.Injection, ov)
 	r, err := in.render(s, raw)
