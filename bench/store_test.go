@@ -101,8 +101,8 @@ func kindOf(obj any) string {
 	panic(fmt.Sprintf("bench store: unexpected type %T", obj))
 }
 
-// Get deep-copies, as the cache reader does without UnsafeDisableDeepCopy (the reconciler's get).
-func (s *store) Get(_ context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+// Get copies as the cache reader does: deep, or shallow with client.UnsafeDisableDeepCopy.
+func (s *store) Get(_ context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 	k := key.Name
 	if key.Namespace != "" {
 		k = key.Namespace + "/" + key.Name
@@ -114,19 +114,38 @@ func (s *store) Get(_ context.Context, key client.ObjectKey, obj client.Object, 
 	if !ok {
 		return apierrors.NewNotFound(schema.GroupResource{Resource: kindOf(obj)}, key.Name)
 	}
+	gopts := (&client.GetOptions{}).ApplyOptions(opts)
+	shallow := gopts.UnsafeDisableDeepCopy != nil && *gopts.UnsafeDisableDeepCopy
 	switch o := obj.(type) {
 	case *networking.VirtualService:
-		item.(*networking.VirtualService).DeepCopyInto(o)
+		copyInto(item.(*networking.VirtualService), o, shallow)
 	case *networking.DestinationRule:
-		item.(*networking.DestinationRule).DeepCopyInto(o)
+		copyInto(item.(*networking.DestinationRule), o, shallow)
 	case *networking.Gateway:
-		item.(*networking.Gateway).DeepCopyInto(o)
+		copyInto(item.(*networking.Gateway), o, shallow)
+	case *networking.ServiceEntry:
+		copyInto(item.(*networking.ServiceEntry), o, shallow)
 	case *corev1.Service:
-		item.(*corev1.Service).DeepCopyInto(o)
+		copyInto(item.(*corev1.Service), o, shallow)
+	case *corev1.Pod:
+		copyInto(item.(*corev1.Pod), o, shallow)
+	case *corev1.Node:
+		copyInto(item.(*corev1.Node), o, shallow)
 	default:
 		return fmt.Errorf("bench store: Get of %T not supported", obj)
 	}
 	return nil
+}
+
+func copyInto[T any, P interface {
+	*T
+	DeepCopyInto(*T)
+}](from P, to *T, shallow bool) {
+	if shallow {
+		*to = *from
+		return
+	}
+	from.DeepCopyInto(to)
 }
 
 // List serves namespace and exact field-index selections without copying objects, as the cache reader
