@@ -38,17 +38,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// setFindings recomputes the gauge from the current findings of every object; the caller holds the lock.
-func (m *Metrics) setFindings(current map[Key][]guard.Finding) {
-	counts := map[[2]string]int{}
-	for _, fs := range current {
-		for _, f := range fs {
-			counts[[2]string{string(f.Code), string(f.Severity)}]++
-		}
+// changeFindings moves the gauge from an object's previous findings to its current ones, so that one
+// check costs its own findings, not every object's; the caller holds the lock.
+func (m *Metrics) changeFindings(prev, current []guard.Finding) {
+	for _, f := range prev {
+		m.add(f, -1)
 	}
-	for code := range guard.Descriptions {
-		for _, s := range []guard.Severity{guard.SeverityError, guard.SeverityWarning} {
-			m.Findings.WithLabelValues(string(code), string(s)).Set(float64(counts[[2]string{string(code), string(s)}]))
-		}
+	for _, f := range current {
+		m.add(f, 1)
 	}
+}
+
+func (m *Metrics) add(f guard.Finding, d float64) {
+	if _, ok := guard.Descriptions[f.Code]; !ok || (f.Severity != guard.SeverityError && f.Severity != guard.SeverityWarning) {
+		return // only the pre-set series move
+	}
+	m.Findings.WithLabelValues(string(f.Code), string(f.Severity)).Add(d)
 }

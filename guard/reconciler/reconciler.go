@@ -19,7 +19,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/meshwarden/meshwarden/guard"
-	"github.com/meshwarden/meshwarden/guard/load"
 )
 
 // Event reasons.
@@ -55,33 +54,16 @@ type Reconciler struct {
 	Metrics  *Metrics
 	Log      logr.Logger
 
-	mu    sync.Mutex
-	snap  *guard.Snapshot
-	dirty bool
-	last  map[Key][]guard.Finding // findings at the previous check, to tell new ones and healing apart
-}
+	mu   sync.Mutex              // guards last
+	last map[Key][]guard.Finding // findings at the previous check, to tell new ones and healing apart
 
-// Invalidate marks the snapshot stale; every watch event calls it.
-func (r *Reconciler) Invalidate() {
-	r.mu.Lock()
-	r.dirty = true
-	r.mu.Unlock()
-}
+	snapMu sync.Mutex  // held while the snapshot is brought up to date and checked against
+	live   *guard.Live // the snapshot, kept current from the changes that Invalidate names
 
-// snapshot returns the shared snapshot, rebuilt from the cache when a watch event made it stale. Rebuilds
-// are lazy, so a burst of events costs one rebuild when its first dependent is checked.
-func (r *Reconciler) snapshot(ctx context.Context) (*guard.Snapshot, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.snap != nil && !r.dirty {
-		return r.snap, nil
-	}
-	l := load.New("")
-	if err := l.AddCluster(ctx, r.Client, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, err
-	}
-	r.snap, r.dirty = l.Snapshot(), false
-	return r.snap, nil
+	pendMu  sync.Mutex
+	built   bool                    // a full snapshot exists, so changes can be applied one by one
+	dirty   bool                    // the next check rebuilds the snapshot from the whole cache
+	pending map[pendingKey]struct{} // objects changed since the snapshot was last brought up to date
 }
 
 // Reconcile checks the object and records what changed since its last check.
@@ -96,11 +78,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, key Key) (reconcile.Result, 
 		}
 		return reconcile.Result{}, err
 	}
+	r.snapMu.Lock()
 	snap, err := r.snapshot(ctx)
+	var findings []guard.Finding
+	if err == nil {
+		findings = guard.CheckObject(snap, r.Options, obj)
+	}
+	r.snapMu.Unlock()
 	if err != nil {
 		return reconcile.Result{}, fmt.Errorf("building the snapshot: %w", err)
 	}
-	r.record(key, obj, guard.CheckObject(snap, r.Options, obj))
+	r.record(key, obj, findings)
 	return reconcile.Result{}, nil
 }
 
@@ -138,7 +126,7 @@ func (r *Reconciler) record(key Key, obj client.Object, findings []guard.Finding
 	} else {
 		r.last[key] = relevant
 	}
-	r.Metrics.setFindings(r.last)
+	r.Metrics.changeFindings(prev, relevant)
 	r.mu.Unlock()
 	if obj == nil {
 		return

@@ -52,18 +52,20 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		WatchesRawSource(source.TypedKind(c, &networking.ServiceEntry{}, enqueue(r, r.serviceEntry, nil))).
 		WatchesRawSource(source.TypedKind(c, &corev1.Service{}, enqueue(r, r.service, nil))).
 		WatchesRawSource(source.TypedKind(c, &corev1.Pod{}, enqueue(r, r.pod, podChanged))).
+		// Node labels only reach the snapshot (topology of pods); nothing is re-checked for them.
+		WatchesRawSource(source.TypedKind(c, &corev1.Node{}, enqueue(r, noDependents[*corev1.Node], nodeChanged))).
 		// One worker: checks share one snapshot and are cheap; ordering keeps Events in sequence.
 		WithOptions(controller.TypedOptions[Key]{MaxConcurrentReconciles: 1}).
 		Complete(r)
 }
 
-// enqueue marks the snapshot stale and queues the dependents of the old and new object after the
+// enqueue tells the snapshot which objects changed and queues the dependents of the old and new object after the
 // debounce delay. The delaying queue keeps one entry per Key, so a burst collapses. changed, when set,
 // filters updates that cannot affect any check (a pod's status, say).
 func enqueue[T client.Object](r *Reconciler, deps func(context.Context, T) []Key, changed func(old, new T) bool) handler.TypedEventHandler[T, Key] {
 	add := func(ctx context.Context, q workqueue.TypedRateLimitingInterface[Key], objs ...T) {
-		r.Invalidate()
 		for _, o := range objs {
+			r.Invalidate(o)
 			for _, k := range deps(ctx, o) {
 				q.AddAfter(k, r.Debounce)
 			}
@@ -87,6 +89,10 @@ func enqueue[T client.Object](r *Reconciler, deps func(context.Context, T) []Key
 func podChanged(old, new *corev1.Pod) bool {
 	return !maps.Equal(old.Labels, new.Labels) || old.Spec.NodeName != new.Spec.NodeName
 }
+
+func nodeChanged(old, new *corev1.Node) bool { return !maps.Equal(old.Labels, new.Labels) }
+
+func noDependents[T client.Object](context.Context, T) []Key { return nil }
 
 func (r *Reconciler) virtualService(_ context.Context, vs *networking.VirtualService) []Key {
 	return []Key{{guard.KindVirtualService, vs.Namespace, vs.Name}}
