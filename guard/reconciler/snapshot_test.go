@@ -54,7 +54,7 @@ func randomObject(r *rand.Rand) client.Object {
 		return v
 	default:
 		d := dr(m.Namespace, m.Name, pick("a", "b", "c", "*.example.com"))
-		d.Spec.Subsets = []*v1alpha3.Subset{{Name: "v1", Labels: map[string]string{"v": "1"}}, {Name: "v2", Labels: map[string]string{"v": pick("2", "3")}}}
+		d.Spec.Subsets = []*v1alpha3.Subset{{Name: "v1", Labels: map[string]string{"v": "1"}}, {Name: "v2", Labels: []map[string]string{{"v": "2"}, {"v": "3"}, {"topology.kubernetes.io/zone": "z1"}}[r.IntN(3)]}}
 		return d
 	}
 }
@@ -64,14 +64,14 @@ func randomObject(r *rand.Rand) client.Object {
 func TestIncrementalSnapshot(t *testing.T) {
 	ctx := context.Background()
 	o := guard.DefaultOptions()
-	for seed := range uint64(20) {
+	for seed := range uint64(10) {
 		rnd := rand.New(rand.NewPCG(seed, 1))
 		c := fake.NewClientBuilder().WithScheme(newScheme(t)).Build()
 		r := &Reconciler{Client: c, Options: o, Log: logr.Discard()}
 		if _, err := r.snapshot(ctx); err != nil {
 			t.Fatal(err)
 		}
-		for step := range 200 {
+		for step := range 150 {
 			obj := randomObject(rnd)
 			cur := obj.DeepCopyObject().(client.Object)
 			var err error
