@@ -18,12 +18,11 @@ func checkGateway(x *index, gw *networking.Gateway) []Finding {
 		return nil
 	}
 	res := Resource{Kind: KindGateway, Namespace: gw.Namespace, Name: gw.Name}
-	sp := x.gatewayPods(sel)
-	if !sp.pods {
+	pods, svcs := x.gatewayPods(sel)
+	if !pods {
 		return []Finding{{Code: CodeGatewaySelectsNoPods, Severity: SeverityWarning, Resource: res, Field: "spec.selector",
 			Message: fmt.Sprintf("selector %s matches no pod in any namespace", formatLabels(sel))}}
 	}
-	svcs := sp.services
 	if len(svcs) == 0 {
 		return nil // pods reached without a Service (hostPort, hostNetwork): nothing to compare with
 	}
@@ -39,44 +38,48 @@ func checkGateway(x *index, gw *networking.Gateway) []Finding {
 	return out
 }
 
-// selectedPods is what the Gateway check needs to know about one selector: whether it selects any pod,
-// and the Services that select at least one of those pods.
+// selectedPods is what the Gateway check needs to know about one selector: the pods it selects, by
+// namespace, and the Services that select at least one of them (nil until derived; a Service change
+// drops only these).
 type selectedPods struct {
-	pods     bool
-	services []*corev1.Service
+	byNs     map[string][]Workload
+	services *[]*corev1.Service
 }
 
 // gatewayPods answers for one selector, once per index: Gateways share a handful of selectors (the
 // ingress pods), so 500 Gateways cost a handful of scans of the workloads. Only Services in the
 // namespaces of the selected pods can select them.
-func (x *index) gatewayPods(sel map[string]string) selectedPods {
+func (x *index) gatewayPods(sel map[string]string) (pods bool, services []*corev1.Service) {
 	key := selectorKey(sel)
 	x.memoMu.Lock()
 	defer x.memoMu.Unlock()
-	if sp, ok := x.gwPods[key]; ok {
-		return sp
-	}
-	byNs := map[string][]Workload{}
-	for ns, ws := range x.workloads {
-		for _, w := range ws {
-			if selects(sel, w.Labels) {
-				byNs[ns] = append(byNs[ns], w)
+	sp, ok := x.gwPods[key]
+	if !ok {
+		sp = &selectedPods{byNs: map[string][]Workload{}}
+		for ns, ws := range x.workloads {
+			for _, w := range ws {
+				if selects(sel, w.Labels) {
+					sp.byNs[ns] = append(sp.byNs[ns], w)
+				}
 			}
 		}
+		if x.gwPods == nil {
+			x.gwPods = map[string]*selectedPods{}
+		}
+		x.gwPods[key] = sp
 	}
-	sp := selectedPods{pods: len(byNs) > 0}
-	for _, ns := range sortedKeys(byNs) {
-		for _, s := range x.svcByNs[ns] {
-			if selectsAny(s, byNs[ns]) {
-				sp.services = append(sp.services, s)
+	if sp.services == nil {
+		var svcs []*corev1.Service
+		for _, ns := range sortedKeys(sp.byNs) {
+			for _, s := range x.svcByNs[ns] {
+				if selectsAny(s, sp.byNs[ns]) {
+					svcs = append(svcs, s)
+				}
 			}
 		}
+		sp.services = &svcs
 	}
-	if x.gwPods == nil {
-		x.gwPods = map[string]selectedPods{}
-	}
-	x.gwPods[key] = sp
-	return sp
+	return len(sp.byNs) > 0, *sp.services
 }
 
 // selectorKey names a selector without ambiguity, whatever its keys and values hold.

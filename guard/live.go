@@ -49,6 +49,26 @@ func NewLive(s *Snapshot, o Options) *Live {
 // Snapshot is the current snapshot, for Check and CheckObject with the Options given to NewLive.
 func (l *Live) Snapshot() *Snapshot { return l.s }
 
+// Object returns the VirtualService, DestinationRule or Gateway of that kind, namespace and name, or
+// nil when the snapshot holds none.
+func (l *Live) Object(kind, namespace, name string) any {
+	k := namespace + "/" + name
+	var o any
+	var ok bool
+	switch kind {
+	case KindVirtualService:
+		o, ok = find(l.s.VirtualServices, k, objKey)
+	case KindDestinationRule:
+		o, ok = find(l.s.DestinationRules, k, objKey)
+	case KindGateway:
+		o, ok = find(l.s.Gateways, k, objKey)
+	}
+	if !ok {
+		return nil
+	}
+	return o
+}
+
 // Set adds or replaces one object: a *corev1.Service, *networking.ServiceEntry, *networking.Gateway,
 // *networking.VirtualService, *networking.DestinationRule or a Workload. Other types are ignored.
 func (l *Live) Set(obj any) {
@@ -103,7 +123,7 @@ func (l *Live) Delete(kind, namespace, name string) {
 		setList(l.x.services, f, remove(l.x.services[f], k, objKey))
 		setList(l.x.svcByNs, namespace, remove(l.x.svcByNs[namespace], k, objKey))
 		setList(l.x.svcNames, namespace, remove(l.x.svcNames[namespace], name, ident))
-		l.x.resetMemo()
+		l.x.resetServices()
 	case KindServiceEntry:
 		old, ok := find(l.s.ServiceEntries, k, objKey)
 		if !ok {
@@ -159,7 +179,7 @@ func (l *Live) addService(svc *corev1.Service) {
 	l.x.services[f] = insert(l.x.services[f], svc, objKey)
 	l.x.svcByNs[svc.Namespace] = insert(l.x.svcByNs[svc.Namespace], svc, objKey)
 	l.x.svcNames[svc.Namespace] = insert(l.x.svcNames[svc.Namespace], svc.Name, ident)
-	l.x.resetMemo()
+	l.x.resetServices()
 }
 
 func (l *Live) addServiceEntry(se *networking.ServiceEntry) {
@@ -205,9 +225,19 @@ func (l *Live) renode(node string) {
 	l.x.resetMemo()
 }
 
+// resetMemo forgets what Gateway selectors select, after a workload or node change.
 func (x *index) resetMemo() {
 	x.memoMu.Lock()
 	x.gwPods = nil
+	x.memoMu.Unlock()
+}
+
+// resetServices forgets only which Services select the pods of Gateway selectors, after a Service change.
+func (x *index) resetServices() {
+	x.memoMu.Lock()
+	for _, sp := range x.gwPods {
+		sp.services = nil
+	}
 	x.memoMu.Unlock()
 }
 

@@ -62,7 +62,7 @@ type index struct {
 	svcByNs   map[string][]*corev1.Service             // by namespace
 
 	memoMu sync.Mutex
-	gwPods map[string]selectedPods // by selectorKey, filled as Gateways are checked; reset when Services or workloads change
+	gwPods map[string]*selectedPods // by selectorKey, filled as Gateways are checked; reset when Services or workloads change
 }
 
 type seHost struct {

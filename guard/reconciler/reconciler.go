@@ -11,9 +11,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	networking "istio.io/client-go/pkg/apis/networking/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -66,45 +64,31 @@ type Reconciler struct {
 	pending map[pendingKey]struct{} // objects changed since the snapshot was last brought up to date
 }
 
-// Reconcile checks the object and records what changed since its last check.
+// Reconcile checks the object and records what changed since its last check. The object is read from
+// the snapshot, which holds the cache's objects as of the last watch event.
 func (r *Reconciler) Reconcile(ctx context.Context, key Key) (reconcile.Result, error) {
 	start := time.Now()
 	defer func() { r.Metrics.ReconcileSeconds.Observe(time.Since(start).Seconds()) }()
-	obj, err := r.get(ctx, key)
-	if err != nil {
-		if apierrors.IsNotFound(err) {
-			r.record(key, nil, nil)
-			return reconcile.Result{}, nil
-		}
-		return reconcile.Result{}, err
+	switch key.Kind {
+	case guard.KindVirtualService, guard.KindDestinationRule, guard.KindGateway:
+	default:
+		return reconcile.Result{}, fmt.Errorf("unknown kind %q", key.Kind)
 	}
 	r.snapMu.Lock()
 	snap, err := r.snapshot(ctx)
+	var obj client.Object
 	var findings []guard.Finding
 	if err == nil {
-		findings = guard.CheckObject(snap, r.Options, obj)
+		if o, ok := r.live.Object(key.Kind, key.Namespace, key.Name).(client.Object); ok {
+			obj, findings = o, guard.CheckObject(snap, r.Options, o)
+		}
 	}
 	r.snapMu.Unlock()
 	if err != nil {
 		return reconcile.Result{}, fmt.Errorf("building the snapshot: %w", err)
 	}
-	r.record(key, obj, findings)
+	r.record(key, obj, findings) // obj is nil when the object is gone
 	return reconcile.Result{}, nil
-}
-
-func (r *Reconciler) get(ctx context.Context, key Key) (client.Object, error) {
-	var obj client.Object
-	switch key.Kind {
-	case guard.KindVirtualService:
-		obj = &networking.VirtualService{}
-	case guard.KindDestinationRule:
-		obj = &networking.DestinationRule{}
-	case guard.KindGateway:
-		obj = &networking.Gateway{}
-	default:
-		return nil, fmt.Errorf("unknown kind %q", key.Kind)
-	}
-	return obj, r.Client.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: key.Name}, obj)
 }
 
 // record emits Events for findings that are new since the last check, or one ReferencesResolved when
