@@ -79,7 +79,7 @@ func TestBrokenAndResolved(t *testing.T) {
 	key := Key{guard.KindDestinationRule, "shop", "reviews"}
 	step := func(name string, want []string, wantGauge float64) {
 		t.Helper()
-		r.Invalidate()
+		r.Invalidate(nil)
 		if _, err := r.Reconcile(ctx, key); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

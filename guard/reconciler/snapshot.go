@@ -20,31 +20,28 @@ const maxPending = 2000
 // pendingKey names an object whose change the snapshot has not taken yet.
 type pendingKey struct{ kind, namespace, name string }
 
-// Invalidate tells the reconciler that the objects changed (were created, updated or deleted) in the
-// cache; every watch event calls it with its object. The next check re-reads just those objects from
-// the cache into the snapshot. Without objects, or before the first snapshot, the next check rebuilds
-// the snapshot from the whole cache.
-func (r *Reconciler) Invalidate(objs ...client.Object) {
+// Invalidate tells the reconciler that obj changed (was created, updated or deleted) in the cache;
+// every watch event calls it with its object. The next check re-reads just the changed objects from
+// the cache into the snapshot. With a nil obj (something unknown changed), or before the first
+// snapshot, the next check rebuilds the snapshot from the whole cache.
+func (r *Reconciler) Invalidate(obj client.Object) {
 	r.pendMu.Lock()
 	defer r.pendMu.Unlock()
 	if r.dirty {
 		return
 	}
-	if !r.built || len(objs) == 0 || len(r.pending)+len(objs) > maxPending {
+	kind := ""
+	if obj != nil {
+		kind = kindOf(obj)
+	}
+	if !r.built || kind == "" || len(r.pending) >= maxPending {
 		r.dirty, r.pending = true, nil
 		return
 	}
 	if r.pending == nil {
 		r.pending = map[pendingKey]struct{}{}
 	}
-	for _, o := range objs {
-		kind := kindOf(o)
-		if kind == "" {
-			r.dirty, r.pending = true, nil
-			return
-		}
-		r.pending[pendingKey{kind, o.GetNamespace(), o.GetName()}] = struct{}{}
-	}
+	r.pending[pendingKey{kind, obj.GetNamespace(), obj.GetName()}] = struct{}{}
 }
 
 // kindOf is the kind of an object the snapshot holds, or "" for any other.
@@ -80,7 +77,7 @@ func (r *Reconciler) snapshot(ctx context.Context) (*guard.Snapshot, error) {
 	if !full {
 		for k := range pending {
 			if err := r.refresh(ctx, k); err != nil {
-				r.Invalidate() // the snapshot may now miss a change: rebuild at the next check
+				r.Invalidate(nil) // the snapshot may now miss a change: rebuild at the next check
 				return nil, err
 			}
 		}

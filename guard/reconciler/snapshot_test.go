@@ -113,7 +113,7 @@ func TestIncrementalSnapshot(t *testing.T) {
 	}
 }
 
-// TestInvalidateFallsBack: without objects, before the first snapshot, or past maxPending changes,
+// TestInvalidateFallsBack: with a nil object, before the first snapshot, or past maxPending changes,
 // the next check rebuilds from the cache.
 func TestInvalidateFallsBack(t *testing.T) {
 	r := &Reconciler{Client: fake.NewClientBuilder().WithScheme(newScheme(t)).Build(), Options: guard.DefaultOptions(), Log: logr.Discard()}
@@ -135,7 +135,7 @@ func TestInvalidateFallsBack(t *testing.T) {
 		t.Error("past maxPending changes the next check does not rebuild")
 	}
 	r.dirty = false
-	r.Invalidate()
+	r.Invalidate(nil)
 	if !r.dirty {
 		t.Error("Invalidate without objects does not ask for a rebuild")
 	}
