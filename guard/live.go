@@ -43,7 +43,11 @@ func NewLive(s *Snapshot, o Options) *Live {
 	if s.NodeLabels == nil {
 		s.NodeLabels = map[string]map[string]string{}
 	}
-	return &Live{s: s, x: s.index(o), o: o}
+	// Index the sorted lists even if s was checked before: Live keeps this index in step from now on.
+	x := buildIndex(s, o)
+	s.once.Do(func() {})
+	s.idx = x
+	return &Live{s: s, x: x, o: o}
 }
 
 // Snapshot is the current snapshot, for Check and CheckObject with the Options given to NewLive.

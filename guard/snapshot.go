@@ -10,6 +10,7 @@ import (
 
 // Snapshot is every object the checks look at. Fronts fill it from a cluster cache, an admission request
 // plus the cache, or files. A Snapshot must not be changed after its first use: lookups are indexed once.
+// Only Live changes a snapshot after that, keeping its index in step.
 type Snapshot struct {
 	Services         []*corev1.Service
 	ServiceEntries   []*networking.ServiceEntry
