@@ -9,6 +9,9 @@
 # every `go test` from then on. The summary (target, executions, result) goes to stdout and to
 # $(FUZZ_DIR)/summary.tsv; the run fails if any target failed, after running all of them.
 FUZZTIME ?= 30s
+# Go minimises every new interesting input for up to 60s by default, during which a 30s run makes
+# no executions at all (whole AdmissionReviews are slow to minimise); crashers get as long.
+FUZZMINIMIZETIME ?= 5s
 FUZZ ?= .
 FUZZ_DIR ?= $(CURDIR)/_run/fuzz
 FUZZ_MODULE := github.com/meshwarden/meshwarden
@@ -25,7 +28,7 @@ fuzz: ## Run every fuzz target for FUZZTIME (default 30s) each; FUZZ=regexp sele
 	  echo "$$target" | grep -Eq -- '$(FUZZ)' || continue; \
 	  log=$(FUZZ_DIR)/$$target.log; \
 	  printf '%-28s %-22s ' "$$target" "$$pkg"; \
-	  if $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) ./$$pkg/ >$$log 2>&1; then res=ok; \
+	  if $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./$$pkg/ >$$log 2>&1; then res=ok; \
 	  else res=FAIL; failed=1; fi; \
 	  execs=$$(grep -Eo 'execs: [0-9]+' $$log | tail -1 | grep -Eo '[0-9]+'); \
 	  crasher=$$(grep -Eo 'testdata/fuzz/[^ ]+' $$log | head -1); \
