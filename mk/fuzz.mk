@@ -46,5 +46,5 @@ FAULT_HTTP2 ?=
 .PHONY: faults
 faults: $(TEST_PREREQS) ## Run the e2e fault tests at full size (FAULT_PODS=2000) on the real control plane.
 	@mkdir -p $(CURDIR)/_run; set -o pipefail; \
-	MESHWARDEN_FAULT_PODS=$(FAULT_PODS) MESHWARDEN_FAULT_HTTP2=$(FAULT_HTTP2) \
+	MESHWARDEN_FAULT_FULL=1 MESHWARDEN_FAULT_PODS=$(FAULT_PODS) MESHWARDEN_FAULT_HTTP2=$(FAULT_HTTP2) \
 	  $(GO) test -count=1 -timeout 30m -v -run '^TestFault' ./test/e2e/ 2>&1 | tee $(CURDIR)/_run/faults.log | grep -E 'FIGURES|^(---|ok|FAIL|PASS)'
