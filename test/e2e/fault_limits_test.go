@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Limits of issue 9 against the real `meshwarden serve` process of the suite (its TLS server, as
@@ -194,6 +196,7 @@ func TestFaultHungAPIServerAnswersInTime(t *testing.T) {
 	resp, err := client.Do(req)
 	took := time.Since(start)
 	resume()
+	resumedAt := time.Now()
 	if err != nil {
 		t.Fatalf("no answer while the API server is frozen (after %s): %v", took.Round(100*time.Millisecond), err)
 	}
@@ -210,5 +213,18 @@ func TestFaultHungAPIServerAnswersInTime(t *testing.T) {
 	defer cancelWait()
 	if err := waitInjecting(waitCtx); err != nil {
 		t.Fatalf("not injecting after the API server resumed: %v", err)
+	}
+	// The freeze may have cost the leader lease (meshwarden then restarts in place); later tests
+	// need the guard's reconciler, so wait until a leader renews the lease again.
+	for {
+		l, err := env.Client().CoordinationV1().Leases(mesh.Namespace).Get(waitCtx, "meshwarden-leader", metav1.GetOptions{})
+		if err == nil && l.Spec.RenewTime != nil && l.Spec.RenewTime.After(resumedAt) {
+			t.Logf("leader lease renewed %s after the API server resumed", time.Since(resumedAt).Round(100*time.Millisecond))
+			return
+		}
+		if waitCtx.Err() != nil {
+			t.Fatalf("leader lease not renewed within 2m after the API server resumed (last error %v)", err)
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 }
