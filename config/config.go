@@ -52,8 +52,11 @@ type Injection struct {
 	Templates []string `json:"templates,omitempty"`
 	// TemplatesDir holds extra or replacement templates (a mounted ConfigMap); watched for changes.
 	TemplatesDir string `json:"templatesDir,omitempty"`
-	ProxyImage   string `json:"proxyImage,omitempty"`
-	InitImage    string `json:"initImage,omitempty"`
+	// TemplatesConfigMap names the ConfigMap (in Namespace) mounted at TemplatesDir. Events about
+	// template reloads (TemplatesRejected, TemplatesLoaded) are recorded on it.
+	TemplatesConfigMap string `json:"templatesConfigMap,omitempty"`
+	ProxyImage         string `json:"proxyImage,omitempty"`
+	InitImage          string `json:"initImage,omitempty"`
 	// XDSAddress is host:port of the ADS server every proxy fetches its configuration from.
 	XDSAddress    string         `json:"xdsAddress,omitempty"`
 	ProxyLogLevel string         `json:"proxyLogLevel,omitempty"`

@@ -13,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -276,7 +277,8 @@ func namespaceLookup(mgr ctrl.Manager) webhook.NamespaceLookup {
 	}
 }
 
-// templateStore loads the templates and, when a directory is configured, watches it.
+// templateStore loads the templates and, when a directory is configured, watches it. Reloads are
+// logged, counted, and recorded as Events on the templates ConfigMap when the config names it.
 func templateStore(mgr ctrl.Manager, cfg *config.Config, log logrLogger) (*templates.Store, error) {
 	if cfg.Injection.TemplatesDir == "" {
 		return templates.NewStore(templates.Default()), nil
@@ -286,13 +288,29 @@ func templateStore(mgr ctrl.Manager, cfg *config.Config, log logrLogger) (*templ
 		return nil, fmt.Errorf("templates: %w", err)
 	}
 	store := templates.NewStore(set)
+	event := func(eventtype, reason, note string, args ...any) {}
+	if name := cfg.Injection.TemplatesConfigMap; name != "" {
+		rec := mgr.GetEventRecorder("meshwarden-templates")
+		cm := &corev1.ConfigMap{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"}, ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: cfg.Namespace}}
+		event = func(eventtype, reason, note string, args ...any) {
+			rec.Eventf(cm, nil, eventtype, reason, "Reload", note, args...)
+		}
+	}
 	w := &templates.Watcher{
-		Dir:    cfg.Injection.TemplatesDir,
-		Store:  store,
-		OnLoad: func(s *templates.Set) { log.Info("templates reloaded", "revision", s.Revision, "templates", s.Names()) },
+		Dir:   cfg.Injection.TemplatesDir,
+		Store: store,
+		OnLoad: func(s *templates.Set) {
+			log.Info("templates reloaded", "revision", s.Revision, "templates", s.Names())
+			event(corev1.EventTypeNormal, "TemplatesLoaded", "templates %v in force, revision %s", s.Names(), s.Revision)
+		},
 		OnError: func(err error) {
 			templateErrors.Inc()
 			log.Error(err, "templates not reloaded; the previous set stays in force")
+			msg := err.Error()
+			if len(msg) > 800 { // an Event note holds 1 kB
+				msg = msg[:800] + "..."
+			}
+			event(corev1.EventTypeWarning, "TemplatesRejected", "templates not reloaded, revision %s stays in force: %s", store.Current().Revision, msg)
 		},
 	}
 	return store, mgr.Add(w)

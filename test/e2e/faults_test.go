@@ -439,7 +439,8 @@ func TestFaultTemplateDirBroken(t *testing.T) {
 	cm := configMapDir{t: t, dir: dir}
 	// Revision 1: the default template with a comment, so its revision differs from the default.
 	cm.write(map[string]string{"sidecar.yaml": string(valid) + "\n{{- /* revision one */ -}}\n"})
-	r := newFaultReplica(t, "templates", "", "--templates-dir="+dir)
+	const templatesCM = "meshwarden-templates"
+	r := newFaultReplica(t, "templates", "injection:\n  templatesConfigMap: "+templatesCM+"\n", "--templates-dir="+dir)
 	if err := r.start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -471,6 +472,23 @@ func TestFaultTemplateDirBroken(t *testing.T) {
 	logText, _ := os.ReadFile(r.log)
 	if !strings.Contains(string(logText), "templates not reloaded") || !strings.Contains(string(logText), "does not parse") {
 		t.Errorf("log %s does not say the templates were not reloaded and why", r.log)
+	}
+	// An Event on the templates ConfigMap says why, for `kubectl describe configmap`.
+	for {
+		evs, err := env.Client().CoreV1().Events(mesh.Namespace).List(ctx, metav1.ListOptions{FieldSelector: "reason=TemplatesRejected"})
+		if err == nil && len(evs.Items) > 0 {
+			ev := evs.Items[0]
+			if ev.InvolvedObject.Kind != "ConfigMap" || ev.InvolvedObject.Name != templatesCM || ev.Type != corev1.EventTypeWarning ||
+				!strings.Contains(ev.Message, "does not parse") || !strings.Contains(ev.Message, "stays in force") {
+				t.Errorf("TemplatesRejected event on %s/%s (%s): %q; want a Warning on ConfigMap %s saying why and that the previous set stays",
+					ev.InvolvedObject.Kind, ev.InvolvedObject.Name, ev.Type, ev.Message, templatesCM)
+			}
+			break
+		}
+		if time.Since(brokenAt) > 30*time.Second {
+			t.Fatalf("no TemplatesRejected event within 30s (err %v)", err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	// Injection keeps working with the previous set, through the API server.
 	p, err := env.Client().CoreV1().Pods(ns).Create(ctx, newPod("after-broken").Pod, metav1.CreateOptions{})
