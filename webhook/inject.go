@@ -57,7 +57,7 @@ func (h *InjectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	r = r.WithContext(ctx)
 
-	review, err := readReview(w, r)
+	review, _, err := readReview(w, r)
 	if err != nil {
 		h.Metrics.Requests.WithLabelValues("error").Inc()
 		writeError(w, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -136,4 +137,37 @@ func FuzzInjectHandler(f *testing.F) {
 			t.Fatalf("uid %q, want %q", out.Response.UID, in.Request.UID)
 		}
 	})
+}
+
+// TestRequireReview: a handler behind RequireReview answers bad bodies exactly as /inject does and
+// sees good ones with their body intact.
+func TestRequireReview(t *testing.T) {
+	var seen []byte
+	h := RequireReview(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen, _ = io.ReadAll(r.Body)
+	}))
+	for name, tc := range map[string]struct {
+		method string
+		body   []byte
+		want   int
+	}{
+		"good":       {http.MethodPost, review(admissionv1.Create, "Pod", plainPod), 200},
+		"not JSON":   {http.MethodPost, []byte("{"), 400},
+		"empty":      {http.MethodPost, nil, 400},
+		"no request": {http.MethodPost, []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`), 400},
+		"GET":        {http.MethodGet, nil, 405},
+		"over 7 MiB": {http.MethodPost, bytes.Repeat([]byte(" "), MaxBodyBytes+1), 413},
+	} {
+		t.Run(name, func(t *testing.T) {
+			seen = nil
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(tc.method, "/validate", bytes.NewReader(tc.body)))
+			if rec.Code != tc.want {
+				t.Fatalf("status %d, want %d", rec.Code, tc.want)
+			}
+			if tc.want == 200 && !bytes.Equal(seen, tc.body) {
+				t.Fatal("the handler did not get the body intact")
+			}
+		})
+	}
 }

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,25 +28,42 @@ type httpError struct {
 func (e *httpError) Error() string { return e.msg }
 
 // readReview reads and decodes the request body as an admission/v1 AdmissionReview with a request.
-func readReview(w http.ResponseWriter, r *http.Request) (*admissionv1.AdmissionReview, error) {
+func readReview(w http.ResponseWriter, r *http.Request) (*admissionv1.AdmissionReview, []byte, error) {
 	if r.Method != http.MethodPost {
-		return nil, &httpError{http.StatusMethodNotAllowed, "use POST with an admission.k8s.io/v1 AdmissionReview body"}
+		return nil, nil, &httpError{http.StatusMethodNotAllowed, "use POST with an admission.k8s.io/v1 AdmissionReview body"}
 	}
 	body, err := readBody(w, r)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var review admissionv1.AdmissionReview
 	if err := json.Unmarshal(body, &review); err != nil {
-		return nil, &httpError{http.StatusBadRequest, fmt.Sprintf("the body is not an AdmissionReview in JSON: %v", err)}
+		return nil, nil, &httpError{http.StatusBadRequest, fmt.Sprintf("the body is not an AdmissionReview in JSON: %v", err)}
 	}
 	if review.APIVersion != reviewTypeMeta.APIVersion || review.Kind != reviewTypeMeta.Kind {
-		return nil, &httpError{http.StatusBadRequest, fmt.Sprintf("got %s %s; meshwarden answers admission.k8s.io/v1 AdmissionReview only (set admissionReviewVersions: [v1])", review.APIVersion, review.Kind)}
+		return nil, nil, &httpError{http.StatusBadRequest, fmt.Sprintf("got %s %s; meshwarden answers admission.k8s.io/v1 AdmissionReview only (set admissionReviewVersions: [v1])", review.APIVersion, review.Kind)}
 	}
 	if review.Request == nil || review.Request.UID == "" {
-		return nil, &httpError{http.StatusBadRequest, "the AdmissionReview has no request or no request.uid"}
+		return nil, nil, &httpError{http.StatusBadRequest, "the AdmissionReview has no request or no request.uid"}
 	}
-	return &review, nil
+	return &review, body, nil
+}
+
+// RequireReview answers every request that is not a POSTed admission/v1 AdmissionReview with a request
+// the way /inject does (400, 405 or 413 with a reason) and hands the others, body intact, to h. It puts
+// handlers built on controller-runtime's admission.Webhook, which answers such bodies with HTTP 200, on
+// the same footing as /inject.
+func RequireReview(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, body, err := readReview(w, r)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		h.ServeHTTP(w, r)
+	})
 }
 
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {

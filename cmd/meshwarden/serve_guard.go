@@ -19,13 +19,13 @@ import (
 func setupGuard(mgr ctrl.Manager, cfg *config.Config, draining *webhook.Draining) error {
 	opts := guard.OptionsFrom(cfg.Guard)
 	log := ctrl.Log.WithName("guard")
-	mgr.GetWebhookServer().Register("/validate", webhook.CloseWhenDraining(&admission.Webhook{Handler: &validate.Handler{
+	mgr.GetWebhookServer().Register("/validate", webhook.CloseWhenDraining(webhook.RequireReview(&admission.Webhook{Handler: &validate.Handler{
 		Cache:       mgr.GetClient(),
 		API:         mgr.GetAPIReader(),
 		Options:     opts,
 		DefaultMode: cfg.Guard.DefaultMode,
 		Log:         log.WithName("validate"),
-	}}, draining))
+	}}), draining))
 	metrics := reconciler.NewMetrics(crmetrics.Registry)
 	rec := mgr.GetEventRecorder("meshwarden-guard")
 	r := &reconciler.Reconciler{
