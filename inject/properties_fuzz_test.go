@@ -90,6 +90,34 @@ func withoutAdditions(t *testing.T, out, orig map[string]any) map[string]any {
 	return out
 }
 
+// dropEarlierInjection takes out of an input pod what an earlier injection added, as its status
+// annotation lists it, and the annotation itself: re-injection replaces exactly those, by design.
+func dropEarlierInjection(orig map[string]any) {
+	meta, _ := orig["metadata"].(map[string]any)
+	ann, _ := meta["annotations"].(map[string]any)
+	s, _ := ann[AnnotationStatus].(string)
+	var st Status
+	if s == "" || json.Unmarshal([]byte(s), &st) != nil {
+		return
+	}
+	delete(ann, AnnotationStatus)
+	spec, _ := orig["spec"].(map[string]any)
+	for key, added := range map[string][]string{"initContainers": st.InitContainers, "containers": st.Containers, "volumes": st.Volumes} {
+		list, ok := spec[key].([]any)
+		if !ok {
+			continue
+		}
+		kept := []any{}
+		for _, item := range list {
+			m, _ := item.(map[string]any)
+			if name, _ := m["name"].(string); !contains(added, name) {
+				kept = append(kept, item)
+			}
+		}
+		spec[key] = kept
+	}
+}
+
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
@@ -247,6 +275,7 @@ func FuzzInjectKeepsUserPod(f *testing.F) {
 		if json.Unmarshal(raw, &orig) != nil || !uniqueKeys(raw) {
 			return // duplicate keys: which one "the original" is depends on the reader
 		}
+		dropEarlierInjection(orig)
 		out, err := ApplyPatch(raw, res.Patch)
 		if err != nil {
 			t.Fatalf("patch does not apply: %v", err)
