@@ -84,6 +84,7 @@ func serve(ctx context.Context, f serveFlags) error {
 	}
 	ctrl.SetLogger(logger)
 	log := logger.WithName("serve")
+	tuneMemory()
 
 	cfg, err := config.Load(f.config)
 	if err != nil {
