@@ -42,7 +42,7 @@ func compileSelectors(in config.Injection) (selectors, error) {
 
 // decide says whether the pod is injected and why. Order matters and is documented in the README:
 // safety skips first, then the pod's own word, then the namespace and the config.
-func (in *Injector) decide(pod *podView, ns Namespace, ov Overrides, st *Status) (bool, Reason) {
+func (in *Injector) decide(pod *PodView, ns Namespace, ov Overrides, st *Status) (bool, Reason) {
 	switch {
 	case len(pod.Spec.Containers) == 0:
 		return false, SkipNoContainers
@@ -93,7 +93,7 @@ func (in *Injector) decide(pod *podView, ns Namespace, ov Overrides, st *Status)
 }
 
 // userProxy is true when the pod has a container named like ours that an earlier injection did not add.
-func (in *Injector) userProxy(pod *podView, st *Status) bool {
+func (in *Injector) userProxy(pod *PodView, st *Status) bool {
 	var ours Status
 	if st != nil {
 		ours = *st

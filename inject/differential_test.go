@@ -85,7 +85,7 @@ func typedInjection(t *testing.T, in *Injector, raw, injected []byte) []byte {
 	}
 	ov, _ := ParseAnnotations(pod.Annotations, annotationsPath)
 	s := settingsFor(in.cfg.Injection, ov)
-	r, err := in.render(s, raw)
+	r, err := in.render(s, func() ([]byte, error) { return raw, nil })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,6 +57,11 @@ func New(cfg *config.Config, src TemplateSource) (*Injector, error) {
 type Request struct {
 	// Pod is the pod as JSON, exactly as received.
 	Pod []byte
+	// View, when set, is the pod already decoded (in the same pass as its envelope); Pod may then be
+	// nil, and LoadPod gives the bytes in the rare cases they are needed (a template that reads the
+	// pod, or merges into a user container).
+	View    *PodView
+	LoadPod func() ([]byte, error)
 	// Namespace is the pod's namespace; at admission a controller-made pod's metadata may lack it.
 	Namespace Namespace
 }
@@ -83,10 +88,16 @@ var (
 // Inject decides, renders and plans the patch for one pod. The error is for input that is not a pod
 // at all; everything about a valid pod, including denial, is in the Result.
 func (in *Injector) Inject(req Request) (Result, error) {
-	pod, err := decodePod(req.Pod)
-	if err != nil {
-		return Result{}, fmt.Errorf("%w: %v", ErrNotAPod, err)
+	pod := req.View
+	if pod != nil {
+		pod.prepare()
+	} else {
+		var err error
+		if pod, err = decodePod(req.Pod); err != nil {
+			return Result{}, fmt.Errorf("%w: %v", ErrNotAPod, err)
+		}
 	}
+	raw := req.raw
 	ov, errs := ParseAnnotations(pod.annotations, annotationsPath)
 	if v, ok := pod.labels[LabelInject]; ok && v != "true" && v != "false" {
 		errs = append(errs, field.NotSupported(labelsPath.Key(LabelInject), v, []string{"true", "false"}))
@@ -105,14 +116,14 @@ func (in *Injector) Inject(req Request) (Result, error) {
 	}
 
 	s := settingsFor(in.cfg.Injection, ov)
-	r, err := in.render(s, req.Pod)
+	r, err := in.render(s, raw)
 	if err != nil {
 		return deny(err), nil
 	}
 	if status != nil && status.Revision == r.revision && stillPresent(pod, status) {
 		return Result{Injected: true, Reason: reason}, nil // already injected exactly so
 	}
-	ops, _, err := planPatch(req.Pod, pod, status, r, s)
+	ops, _, err := planPatch(raw, pod, status, r, s)
 	if err != nil {
 		return deny(err), nil
 	}
@@ -133,7 +144,15 @@ func deny(err error) Result {
 }
 
 // render returns the rendering for the settings, from the cache unless a template reads the pod.
-func (in *Injector) render(s settings, raw []byte) (*rendered, error) {
+// raw returns the pod's bytes, loading them if the request came pre-decoded.
+func (r Request) raw() ([]byte, error) {
+	if r.Pod != nil || r.LoadPod == nil {
+		return r.Pod, nil
+	}
+	return r.LoadPod()
+}
+
+func (in *Injector) render(s settings, raw func() ([]byte, error)) (*rendered, error) {
 	set := in.templates.Current()
 	names := strings.Split(s.templates, ",")
 	usesPod := false
@@ -143,8 +162,12 @@ func (in *Injector) render(s settings, raw []byte) (*rendered, error) {
 		}
 	}
 	if usesPod {
+		b, err := raw()
+		if err != nil {
+			return nil, err
+		}
 		var pod corev1.Pod
-		if err := json.Unmarshal(raw, &pod); err != nil {
+		if err := json.Unmarshal(b, &pod); err != nil {
 			return nil, err
 		}
 		return render(set, names, s.values(in.cfg.Injection.Extra), &pod)
@@ -170,7 +193,7 @@ func (in *Injector) render(s settings, raw []byte) (*rendered, error) {
 }
 
 // stillPresent is true when everything the status lists is still in the pod.
-func stillPresent(pod *podView, st *Status) bool {
+func stillPresent(pod *PodView, st *Status) bool {
 	for _, n := range st.InitContainers {
 		if indexOf(pod.Spec.InitContainers, n) < 0 {
 			return false

@@ -28,7 +28,7 @@ func names(items []namedItem) []string {
 }
 
 // planPatch computes the operations. raw is needed only when a template merges into a user container.
-func planPatch(raw []byte, pod *podView, old *Status, r *rendered, s settings) ([]jsonpatch.Operation, *Status, error) {
+func planPatch(raw func() ([]byte, error), pod *PodView, old *Status, r *rendered, s settings) ([]jsonpatch.Operation, *Status, error) {
 	p := &plan{init: names(pod.Spec.InitContainers), containers: names(pod.Spec.Containers), volumes: names(pod.Spec.Volumes)}
 
 	// 1. Take out what an earlier injection added, so that this one starts from the user's pod.
@@ -185,7 +185,11 @@ func (p *plan) setMapEntries(path string, exists bool, entries map[string]string
 // mergeContainers adds a template's fields to user containers of the same name: fields the user did
 // not set are added; list entries (env, ports, volume mounts, envFrom) are appended when absent by
 // their key. Nothing the user set is changed, which also makes a second pass add nothing.
-func (p *plan) mergeContainers(raw []byte, old *Status, merges []piece) error {
+func (p *plan) mergeContainers(rawPod func() ([]byte, error), old *Status, merges []piece) error {
+	raw, err := rawPod()
+	if err != nil {
+		return err
+	}
 	var doc struct {
 		Spec struct {
 			Containers []map[string]json.RawMessage `json:"containers"`

@@ -6,10 +6,11 @@ import (
 	kjson "sigs.k8s.io/json"
 )
 
-// podView is the part of a pod that injection reads. Decoding only this keeps the hot path cheap (a pod
+// PodView is the part of a pod that injection reads. Callers that decode the pod's envelope (the
+// webhook's AdmissionReview) can decode the pod straight into a PodView in the same pass. Decoding only this keeps the hot path cheap (a pod
 // with thousands of env vars costs one scan, not thousands of allocations) and leaves everything else
 // in the user's bytes untouched: the patch is planned against positions, never re-serialised objects.
-type podView struct {
+type PodView struct {
 	Metadata *struct {
 		Name         string            `json:"name"`
 		GenerateName string            `json:"generateName"`
@@ -35,12 +36,18 @@ type namedItem struct {
 	Name string `json:"name"`
 }
 
-func decodePod(raw []byte) (*podView, error) {
-	p := &podView{}
+func decodePod(raw []byte) (*PodView, error) {
+	p := &PodView{}
 	// Case-sensitive, as the API server decodes: "Spec" is not "spec".
 	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, p); err != nil {
 		return nil, fmt.Errorf("the object is not a pod in JSON: %w", err)
 	}
+	p.prepare()
+	return p, nil
+}
+
+// prepare derives what the plan needs from the decoded fields.
+func (p *PodView) prepare() {
 	if m := p.Metadata; m != nil {
 		p.hasMetadata = true
 		p.labels, p.annotations, p.namespace = m.Labels, m.Annotations, m.Namespace
@@ -48,7 +55,6 @@ func decodePod(raw []byte) (*podView, error) {
 	}
 	p.hasInit = p.Spec.InitContainers != nil
 	p.hasVolumes = p.Spec.Volumes != nil
-	return p, nil
 }
 
 func indexOf(items []namedItem, name string) int {

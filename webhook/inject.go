@@ -57,13 +57,13 @@ func (h *InjectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	r = r.WithContext(ctx)
 
-	review, _, err := readReview(w, r)
+	review, body, err := readPodReview(w, r)
 	if err != nil {
 		h.Metrics.Requests.WithLabelValues("error").Inc()
 		writeError(w, err)
 		return
 	}
-	resp, err := h.admit(r.Context(), review.Request)
+	resp, err := h.admit(r.Context(), review, body)
 	if err != nil {
 		h.Metrics.Requests.WithLabelValues("error").Inc()
 		writeError(w, err)
@@ -72,7 +72,8 @@ func (h *InjectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeReview(w, review.Request.UID, resp)
 }
 
-func (h *InjectHandler) admit(ctx context.Context, req *admissionv1.AdmissionRequest) (*admissionv1.AdmissionResponse, error) {
+func (h *InjectHandler) admit(ctx context.Context, review *podReview, body []byte) (*admissionv1.AdmissionResponse, error) {
+	req := review.Request
 	if h.Floor {
 		return allowed(), nil
 	}
@@ -90,7 +91,10 @@ func (h *InjectHandler) admit(ctx context.Context, req *admissionv1.AdmissionReq
 		log().Error(err, "looking up the namespace")
 		return nil, err
 	}
-	res, err := h.Injector.Inject(inject.Request{Pod: req.Object.Raw, Namespace: ns})
+	if req.Object == nil {
+		return nil, &httpError{http.StatusBadRequest, "the AdmissionReview's request has no object to inject"}
+	}
+	res, err := h.Injector.Inject(inject.Request{View: req.Object, LoadPod: podBytes(body), Namespace: ns})
 	if errors.Is(err, inject.ErrNotAPod) {
 		return nil, &httpError{http.StatusBadRequest, err.Error()}
 	}

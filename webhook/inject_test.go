@@ -13,6 +13,7 @@ import (
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kjson "sigs.k8s.io/json"
 
 	"github.com/meshwarden/meshwarden/config"
 	"github.com/meshwarden/meshwarden/inject"
@@ -129,7 +130,7 @@ func FuzzInjectHandler(f *testing.F) {
 			return
 		}
 		var in, out admissionv1.AdmissionReview
-		_ = json.Unmarshal(body, &in)
+		_ = kjson.UnmarshalCaseSensitivePreserveInts(body, &in) // as the handler and the API server read it
 		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || out.Response == nil {
 			t.Fatalf("200 without a valid review: %v", err)
 		}

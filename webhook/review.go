@@ -11,6 +11,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	kjson "sigs.k8s.io/json"
 )
 
 // MaxBodyBytes is the largest request accepted. The API server caps objects at about 1.5 MiB in etcd
@@ -36,17 +37,30 @@ func readReview(w http.ResponseWriter, r *http.Request) (*admissionv1.AdmissionR
 	if err != nil {
 		return nil, nil, err
 	}
+	return decodeReview(body)
+}
+
+// decodeReview decodes a body as an admission/v1 AdmissionReview with a request.
+func decodeReview(body []byte) (*admissionv1.AdmissionReview, []byte, error) {
 	var review admissionv1.AdmissionReview
-	if err := json.Unmarshal(body, &review); err != nil {
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(body, &review); err != nil {
 		return nil, nil, &httpError{http.StatusBadRequest, fmt.Sprintf("the body is not an AdmissionReview in JSON: %v", err)}
 	}
-	if review.APIVersion != reviewTypeMeta.APIVersion || review.Kind != reviewTypeMeta.Kind {
-		return nil, nil, &httpError{http.StatusBadRequest, fmt.Sprintf("got %s %s; meshwarden answers admission.k8s.io/v1 AdmissionReview only (set admissionReviewVersions: [v1])", review.APIVersion, review.Kind)}
-	}
-	if review.Request == nil || review.Request.UID == "" {
-		return nil, nil, &httpError{http.StatusBadRequest, "the AdmissionReview has no request or no request.uid"}
+	if err := checkEnvelope(review.APIVersion, review.Kind, review.Request == nil || review.Request.UID == ""); err != nil {
+		return nil, nil, err
 	}
 	return &review, body, nil
+}
+
+// checkEnvelope refuses anything but an admission/v1 AdmissionReview that carries a request.
+func checkEnvelope(apiVersion, kind string, noRequest bool) error {
+	if apiVersion != reviewTypeMeta.APIVersion || kind != reviewTypeMeta.Kind {
+		return &httpError{http.StatusBadRequest, fmt.Sprintf("got %s %s; meshwarden answers admission.k8s.io/v1 AdmissionReview only (set admissionReviewVersions: [v1])", apiVersion, kind)}
+	}
+	if noRequest {
+		return &httpError{http.StatusBadRequest, "the AdmissionReview has no request or no request.uid"}
+	}
+	return nil
 }
 
 // RequireReview answers every request that is not a POSTed admission/v1 AdmissionReview with a request
