@@ -108,25 +108,14 @@ func scratch(objs map[string]any) *Snapshot {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		switch o := objs[k].(type) {
-		case *corev1.Service:
-			s.Services = append(s.Services, o)
-		case *networking.ServiceEntry:
-			s.ServiceEntries = append(s.ServiceEntries, o)
-		case *networking.Gateway:
-			s.Gateways = append(s.Gateways, o)
-		case *networking.VirtualService:
-			s.VirtualServices = append(s.VirtualServices, o)
-		case *networking.DestinationRule:
-			s.DestinationRules = append(s.DestinationRules, o)
-		case Workload:
-			s.Workloads = append(s.Workloads, o)
-		case liveNode:
+		if n, ok := objs[k].(liveNode); ok {
 			if s.NodeLabels == nil {
 				s.NodeLabels = map[string]map[string]string{}
 			}
-			s.NodeLabels[o.name] = o.labels
+			s.NodeLabels[n.name] = n.labels
+			continue
 		}
+		s.Add(objs[k])
 	}
 	return s
 }

@@ -71,6 +71,30 @@ type seHost struct {
 	se   *networking.ServiceEntry
 }
 
+// Add appends obj to the list of its kind; it reports false for an object the guard does not read.
+// Node labels are set on NodeLabels by the caller, since nodes are not objects of the snapshot.
+func (s *Snapshot) Add(obj any) bool {
+	switch o := obj.(type) {
+	case *corev1.Service:
+		s.Services = append(s.Services, o)
+	case *networking.ServiceEntry:
+		s.ServiceEntries = append(s.ServiceEntries, o)
+	case *networking.Gateway:
+		s.Gateways = append(s.Gateways, o)
+	case *networking.VirtualService:
+		s.VirtualServices = append(s.VirtualServices, o)
+	case *networking.DestinationRule:
+		s.DestinationRules = append(s.DestinationRules, o)
+	case Workload:
+		s.Workloads = append(s.Workloads, o)
+	case KubeGateway:
+		s.KubeGateways = append(s.KubeGateways, o)
+	default:
+		return false
+	}
+	return true
+}
+
 func (s *Snapshot) index(o Options) *index {
 	s.once.Do(func() { s.idx = buildIndex(s, o) })
 	return s.idx

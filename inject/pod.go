@@ -12,11 +12,9 @@ import (
 // in the user's bytes untouched: the patch is planned against positions, never re-serialised objects.
 type PodView struct {
 	Metadata *struct {
-		Name         string            `json:"name"`
-		GenerateName string            `json:"generateName"`
-		Namespace    string            `json:"namespace"`
-		Labels       map[string]string `json:"labels"`
-		Annotations  map[string]string `json:"annotations"`
+		Namespace   string            `json:"namespace"`
+		Labels      map[string]string `json:"labels"`
+		Annotations map[string]string `json:"annotations"`
 	} `json:"metadata"`
 	Spec struct {
 		HostNetwork    bool        `json:"hostNetwork"`

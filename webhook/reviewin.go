@@ -17,17 +17,20 @@ import (
 // everything; the pod's bytes are recovered from the body only when injection needs them (rarely).
 // Decoding is case-sensitive, as the API server's: "Request" is not "request".
 type podReview struct {
-	APIVersion string `json:"apiVersion"`
-	Kind       string `json:"kind"`
-	Request    *struct {
-		UID         types.UID               `json:"uid"`
-		Kind        metav1.GroupVersionKind `json:"kind"`
-		SubResource string                  `json:"subResource"`
-		Namespace   string                  `json:"namespace"`
-		Name        string                  `json:"name"`
-		Operation   admissionv1.Operation   `json:"operation"`
-		Object      *inject.PodView         `json:"object"`
-	} `json:"request"`
+	APIVersion string      `json:"apiVersion"`
+	Kind       string      `json:"kind"`
+	Request    *podRequest `json:"request"`
+}
+
+// podRequest is the part of an AdmissionRequest /inject reads.
+type podRequest struct {
+	UID         types.UID               `json:"uid"`
+	Kind        metav1.GroupVersionKind `json:"kind"`
+	SubResource string                  `json:"subResource"`
+	Namespace   string                  `json:"namespace"`
+	Name        string                  `json:"name"`
+	Operation   admissionv1.Operation   `json:"operation"`
+	Object      *inject.PodView         `json:"object"`
 }
 
 // readPodReview reads the body and decodes it as a podReview. An object that does not fit a pod's
@@ -51,17 +54,10 @@ func readPodReview(w http.ResponseWriter, r *http.Request) (*podReview, []byte, 
 		if isPod(general.Request.Kind) {
 			return nil, nil, &httpError{http.StatusBadRequest, fmt.Sprintf("%v: the object is not a pod in JSON: %v", inject.ErrNotAPod, err)}
 		}
-		review = podReview{APIVersion: general.APIVersion, Kind: general.Kind}
-		review.Request = &struct {
-			UID         types.UID               `json:"uid"`
-			Kind        metav1.GroupVersionKind `json:"kind"`
-			SubResource string                  `json:"subResource"`
-			Namespace   string                  `json:"namespace"`
-			Name        string                  `json:"name"`
-			Operation   admissionv1.Operation   `json:"operation"`
-			Object      *inject.PodView         `json:"object"`
-		}{UID: general.Request.UID, Kind: general.Request.Kind, SubResource: general.Request.SubResource,
-			Namespace: general.Request.Namespace, Name: general.Request.Name, Operation: general.Request.Operation}
+		g := general.Request
+		review = podReview{APIVersion: general.APIVersion, Kind: general.Kind, Request: &podRequest{
+			UID: g.UID, Kind: g.Kind, SubResource: g.SubResource, Namespace: g.Namespace, Name: g.Name, Operation: g.Operation,
+		}}
 		return &review, body, nil
 	}
 	if err := checkEnvelope(review.APIVersion, review.Kind, review.Request == nil || review.Request.UID == ""); err != nil {

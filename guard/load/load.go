@@ -288,27 +288,14 @@ func (l *Loader) Snapshot() *guard.Snapshot {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		switch o := l.objs[k].(type) {
-		case *corev1.Service:
-			s.Services = append(s.Services, o)
-		case *networking.ServiceEntry:
-			s.ServiceEntries = append(s.ServiceEntries, o)
-		case *networking.Gateway:
-			s.Gateways = append(s.Gateways, o)
-		case *networking.VirtualService:
-			s.VirtualServices = append(s.VirtualServices, o)
-		case *networking.DestinationRule:
-			s.DestinationRules = append(s.DestinationRules, o)
-		case guard.Workload:
-			s.Workloads = append(s.Workloads, o)
-		case guard.KubeGateway:
-			s.KubeGateways = append(s.KubeGateways, o)
-		case node:
+		if n, ok := l.objs[k].(node); ok {
 			if s.NodeLabels == nil {
 				s.NodeLabels = map[string]map[string]string{}
 			}
-			s.NodeLabels[o.name] = o.labels
+			s.NodeLabels[n.name] = n.labels
+			continue
 		}
+		s.Add(l.objs[k])
 	}
 	return s
 }

@@ -37,40 +37,30 @@ func (h *Handler) workload(req admission.Request) admission.Response {
 	return admission.Denied(strings.Join(msgs, "; "))
 }
 
-type templateMeta struct {
-	Metadata struct {
-		Annotations map[string]string `json:"annotations"`
-	} `json:"metadata"`
-}
-
 // templateAnnotations returns the pod template's annotations and their field path; a nil path means the
-// kind has no pod template we know.
+// kind has no pod template (inject.PodTemplatePath says which kinds do, and where).
 func templateAnnotations(kind string, raw []byte) (map[string]string, *field.Path, error) {
-	var obj struct {
-		Spec struct {
-			Template    *templateMeta `json:"template"`
-			JobTemplate *struct {
-				Spec struct {
-					Template *templateMeta `json:"template"`
-				} `json:"spec"`
-			} `json:"jobTemplate"`
-		} `json:"spec"`
+	path := inject.PodTemplatePath(kind)
+	if len(path) == 0 {
+		return nil, nil, nil // no template; a Pod itself is /inject's to check
 	}
-	if err := json.Unmarshal(raw, &obj); err != nil {
+	cur := json.RawMessage(raw)
+	for _, k := range path {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(cur, &m); err != nil {
+			return nil, nil, err
+		}
+		if cur = m[k]; len(cur) == 0 || string(cur) == "null" {
+			return nil, nil, nil
+		}
+	}
+	var tmpl struct {
+		Metadata struct {
+			Annotations map[string]string `json:"annotations"`
+		} `json:"metadata"`
+	}
+	if err := json.Unmarshal(cur, &tmpl); err != nil {
 		return nil, nil, err
 	}
-	switch kind {
-	case "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job":
-		if obj.Spec.Template == nil {
-			return nil, nil, nil
-		}
-		return obj.Spec.Template.Metadata.Annotations, field.NewPath("spec", "template", "metadata", "annotations"), nil
-	case "CronJob":
-		if obj.Spec.JobTemplate == nil || obj.Spec.JobTemplate.Spec.Template == nil {
-			return nil, nil, nil
-		}
-		return obj.Spec.JobTemplate.Spec.Template.Metadata.Annotations,
-			field.NewPath("spec", "jobTemplate", "spec", "template", "metadata", "annotations"), nil
-	}
-	return nil, nil, nil
+	return tmpl.Metadata.Annotations, field.NewPath(path[0], path[1:]...).Child("metadata", "annotations"), nil
 }
