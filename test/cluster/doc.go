@@ -16,9 +16,11 @@
 //	m, err := c.StartMeshwarden(ctx, cluster.MeshwardenOptions{}) // builds ./cmd/meshwarden
 //	err = c.RegisterWebhooks(ctx, m.WebhookOptions())            // url https://127.0.0.1:<port>/inject
 //	out, stderr, err := c.Kubectl(ctx, "get", "pods", "-A")
+//	ist, err := cluster.StartIstiod(ctx, c, cluster.IstiodOptions{})  // needs `make istio-tools`
+//	root, err := ist.RootCertPEM(ctx, "shop")                           // xDS+CA: ist.SecureGRPCAddr()
 //
 // Other entry points: Kubeconfig, RESTConfig, Client, KubectlInput, CreateNamespace (waits for the
 // default ServiceAccount), RestartAPIServer, Meshwarden.Stop/Start (failure-policy tests),
 // MutatingWebhookConfiguration/ValidatingWebhookConfiguration (the objects alone), MissingTools,
-// SweepStale, BinDir and RepoRoot.
+// SweepStale, BinDir, RepoRoot, MissingIstioTools and IstioVersion.
 package cluster

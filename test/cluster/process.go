@@ -21,7 +21,9 @@ type process struct {
 	name    string
 	path    string
 	args    []string
-	dir     string // run directory: <name>.log and <name>.pid live here
+	dir     string   // run directory: <name>.log and <name>.pid live here
+	workDir string   // working directory; default dir
+	env     []string // KEY=value added to this program's environment (later ones win)
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	waitErr error
@@ -38,6 +40,12 @@ func (p *process) start() error {
 	cmd := exec.Command(p.path, p.args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Dir = p.dir
+	if p.workDir != "" {
+		cmd.Dir = p.workDir
+	}
+	if len(p.env) > 0 {
+		cmd.Env = append(os.Environ(), p.env...)
+	}
 	// Pdeathsig kills the child if this program dies without running Stop (e.g. SIGKILL of the test
 	// binary); the pidfile sweep in Start covers whatever survives anyway.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
