@@ -11,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
+
+	"github.com/meshwarden/meshwarden/version"
 )
 
 // APIVersion and Kind identify the file format, so that a later format can be told apart.
@@ -55,10 +57,20 @@ type Injection struct {
 	// TemplatesConfigMap names the ConfigMap (in Namespace) mounted at TemplatesDir. Events about
 	// template reloads (TemplatesRejected, TemplatesLoaded) are recorded on it.
 	TemplatesConfigMap string `json:"templatesConfigMap,omitempty"`
-	ProxyImage         string `json:"proxyImage,omitempty"`
-	InitImage          string `json:"initImage,omitempty"`
-	// XDSAddress is host:port of the ADS server every proxy fetches its configuration from.
-	XDSAddress    string         `json:"xdsAddress,omitempty"`
+	// Profile picks what a pod gets: istio (the default: an istio-proxy sidecar run by pilot-agent and
+	// served by istiod) or envoy (a stock Envoy for users who run their own xDS server).
+	Profile Profile `json:"profile,omitempty"`
+	// Istio configures the istio profile.
+	Istio IstioProfile `json:"istio,omitempty"`
+	// ProxyImage is the envoy profile's proxy image; the istio profile's is istio.proxyImage.
+	ProxyImage string `json:"proxyImage,omitempty"`
+	// InitImage is meshwarden-init's image; it defaults to the tag of this meshwarden build.
+	InitImage string `json:"initImage,omitempty"`
+	// XDSAddress is host:port of the ADS server every proxy fetches its configuration from (envoy
+	// profile only, and required there: there is no meshwarden xDS server to default to).
+	XDSAddress string `json:"xdsAddress,omitempty"`
+	// XDSTLS makes the envoy profile's ADS connection TLS.
+	XDSTLS        *XDSTLS        `json:"xdsTLS,omitempty"`
 	ProxyLogLevel string         `json:"proxyLogLevel,omitempty"`
 	ProxyCPU      string         `json:"proxyCPU,omitempty"`
 	ProxyMemory   string         `json:"proxyMemory,omitempty"`
@@ -69,6 +81,53 @@ type Injection struct {
 	Interception  string         `json:"interceptionMode,omitempty"`
 	StatusPort    int32          `json:"statusPort,omitempty"`
 	Extra         map[string]any `json:"values,omitempty"`
+}
+
+// Profile is what injection adds to a pod.
+type Profile string
+
+// Profiles.
+const (
+	ProfileIstio Profile = "istio"
+	ProfileEnvoy Profile = "envoy"
+)
+
+// IstioProfile configures the istio profile: the facts pilot-agent and istiod need about the mesh.
+type IstioProfile struct {
+	// ProxyImage is Istio's proxy image (proxyv2), pinned to a release; never :latest.
+	ProxyImage string `json:"proxyImage,omitempty"`
+	// SystemNamespace is where istiod runs.
+	SystemNamespace string `json:"systemNamespace,omitempty"`
+	// DiscoveryAddress is istiod's TLS xDS and CA address. Empty means istiod.<systemNamespace>.svc:15012,
+	// or istiod-<rev>.<systemNamespace>.svc:15012 for a pod labelled istio.io/rev=<rev>.
+	DiscoveryAddress string `json:"discoveryAddress,omitempty"`
+	// ClusterID, MeshID, TrustDomain and Network are the proxy's node metadata; MeshID defaults to the
+	// trust domain, as in Istio.
+	ClusterID   string `json:"clusterID,omitempty"`
+	MeshID      string `json:"meshID,omitempty"`
+	TrustDomain string `json:"trustDomain,omitempty"`
+	Network     string `json:"network,omitempty"`
+	// ClusterDomain is the DNS suffix of in-cluster Services, for the agent's --domain.
+	ClusterDomain string `json:"clusterDomain,omitempty"`
+	// ProxyConfig is Istio's ProxyConfig (mesh.istio.io), given to every proxy in PROXY_CONFIG; a pod's
+	// proxy.istio.io/config annotation replaces the fields it sets.
+	ProxyConfig map[string]any `json:"proxyConfig,omitempty"`
+	// RewriteAppProbers sends the app's httpGet, tcpSocket and grpc probes through the agent (:15020),
+	// so they pass under capture and STRICT mTLS. Pods turn it off with
+	// sidecar.istio.io/rewriteAppHTTPProbers: "false".
+	RewriteAppProbers *bool `json:"rewriteAppProbers,omitempty"`
+	// PrometheusMerge points prometheus.io scraping at the agent, which merges the app's metrics.
+	PrometheusMerge *bool `json:"prometheusMerge,omitempty"`
+}
+
+// XDSTLS is TLS for the envoy profile's ADS connection, from a Secret in the pod's namespace.
+type XDSTLS struct {
+	// SecretName holds ca.crt and, for a client certificate, tls.crt and tls.key.
+	SecretName string `json:"secretName"`
+	// ClientCertificate presents tls.crt/tls.key to the xDS server.
+	ClientCertificate bool `json:"clientCertificate,omitempty"`
+	// ServerName is the name the server's certificate must carry; empty: the xdsAddress host.
+	ServerName string `json:"serverName,omitempty"`
 }
 
 // Severity is a finding's level as configured.
@@ -190,12 +249,27 @@ func (c *Config) Default() {
 	if in.DefaultPolicy == "" {
 		in.DefaultPolicy = PolicyEnabled
 	}
+	if in.Profile == "" {
+		in.Profile = ProfileIstio
+	}
 	if len(in.Templates) == 0 {
-		in.Templates = []string{"sidecar"}
+		in.Templates = []string{DefaultTemplate(in.Profile)}
 	}
 	setStr(&in.ProxyImage, DefaultProxyImage)
-	setStr(&in.InitImage, DefaultInitImage)
-	setStr(&in.XDSAddress, "meshwarden-xds.meshwarden.svc:15010")
+	setStr(&in.InitImage, DefaultInitImage())
+	is := &in.Istio
+	setStr(&is.ProxyImage, DefaultIstioProxyImage)
+	setStr(&is.SystemNamespace, "istio-system")
+	setStr(&is.ClusterID, "Kubernetes")
+	setStr(&is.TrustDomain, "cluster.local")
+	setStr(&is.MeshID, is.TrustDomain)
+	setStr(&is.ClusterDomain, "cluster.local")
+	if is.RewriteAppProbers == nil {
+		is.RewriteAppProbers = ptr(true)
+	}
+	if is.PrometheusMerge == nil {
+		is.PrometheusMerge = ptr(true)
+	}
 	setStr(&in.ProxyLogLevel, "warning")
 	setStr(&in.ProxyCPU, "100m")
 	setStr(&in.ProxyMemory, "128Mi")
@@ -245,11 +319,24 @@ func (c *Config) Default() {
 	}
 }
 
-// Default images. The proxy is a current Envoy release; the init image is meshwarden's own.
+// Default images, each pinned: the envoy profile's proxy is a current Envoy release, the istio
+// profile's is the Istio release the profile is tested against.
 const (
-	DefaultProxyImage = "envoyproxy/envoy:v1.36.2"
-	DefaultInitImage  = "ghcr.io/meshwarden/meshwarden-init:latest"
+	DefaultProxyImage      = "envoyproxy/envoy:v1.36.2"
+	DefaultIstioProxyImage = "docker.io/istio/proxyv2:1.31.0"
+	InitImageRepository    = "ghcr.io/meshwarden/meshwarden-init"
 )
+
+// DefaultInitImage is meshwarden-init of this very build, so capture always matches the injector.
+func DefaultInitImage() string { return InitImageRepository + ":" + version.Version }
+
+// DefaultTemplate is the built-in template of a profile.
+func DefaultTemplate(p Profile) string {
+	if p == ProfileEnvoy {
+		return "sidecar"
+	}
+	return "istio"
+}
 
 // decodeStrict refuses unknown fields, duplicate keys and keys that differ only in case: a misspelt
 // setting silently ignored would be a default the user thinks they changed.

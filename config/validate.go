@@ -4,12 +4,16 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/meshwarden/meshwarden/proxyconfig"
 )
 
 // Validate checks the whole configuration and reports every problem, each naming its field and the
@@ -52,10 +56,26 @@ func (in *Injection) validate(p *field.Path) field.ErrorList {
 			errs = append(errs, field.Invalid(p.Child(q.name), q.v, "must be a quantity such as 100m, 0.5 or 128Mi"))
 		}
 	}
-	if host, port, err := net.SplitHostPort(in.XDSAddress); err != nil || host == "" {
-		errs = append(errs, field.Invalid(p.Child("xdsAddress"), in.XDSAddress, "must be host:port, such as istiod.istio-system.svc:15010"))
-	} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		errs = append(errs, field.Invalid(p.Child("xdsAddress"), in.XDSAddress, "port must be 1-65535"))
+	switch in.Profile {
+	case ProfileIstio:
+		errs = append(errs, in.Istio.validate(p.Child("istio"))...)
+		if in.XDSAddress != "" {
+			errs = append(errs, field.Forbidden(p.Child("xdsAddress"), "only the envoy profile uses it; with the istio profile set injection.istio.discoveryAddress (istiod's host:port)"))
+		}
+		if in.XDSTLS != nil {
+			errs = append(errs, field.Forbidden(p.Child("xdsTLS"), "only the envoy profile uses it; the istio profile talks TLS to istiod on its own"))
+		}
+	case ProfileEnvoy:
+		if in.XDSAddress == "" {
+			errs = append(errs, field.Required(p.Child("xdsAddress"), "the envoy profile needs the host:port of your xDS server, such as xds.my-mesh.svc:18000 (or use profile: istio with istiod)"))
+		} else {
+			errs = append(errs, validateHostPort(p.Child("xdsAddress"), in.XDSAddress)...)
+		}
+		if t := in.XDSTLS; t != nil && t.SecretName == "" {
+			errs = append(errs, field.Required(p.Child("xdsTLS", "secretName"), "name of a Secret in the pod's namespace with ca.crt (and tls.crt, tls.key for a client certificate)"))
+		}
+	default:
+		errs = append(errs, field.NotSupported(p.Child("profile"), in.Profile, []Profile{ProfileIstio, ProfileEnvoy}))
 	}
 	switch in.Interception {
 	case "REDIRECT", "TPROXY", "NONE":
@@ -69,6 +89,39 @@ func (in *Injection) validate(p *field.Path) field.ErrorList {
 		errs = append(errs, field.Required(p.Child("proxyImage"), "both proxyImage and initImage must be set"))
 	}
 	return errs
+}
+
+func (is *IstioProfile) validate(p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if is.DiscoveryAddress != "" {
+		errs = append(errs, validateHostPort(p.Child("discoveryAddress"), is.DiscoveryAddress)...)
+	}
+	if msgs := validation.IsDNS1123Label(is.SystemNamespace); len(msgs) > 0 {
+		errs = append(errs, field.Invalid(p.Child("systemNamespace"), is.SystemNamespace, "must be a namespace name such as istio-system"))
+	}
+	for _, f := range []struct{ name, v string }{{"clusterID", is.ClusterID}, {"meshID", is.MeshID}, {"trustDomain", is.TrustDomain}, {"clusterDomain", is.ClusterDomain}} {
+		if f.v == "" || strings.ContainsAny(f.v, " \t\n\"'/") {
+			errs = append(errs, field.Invalid(p.Child(f.name), f.v, "must be a non-empty name without spaces, quotes or slashes, such as cluster.local"))
+		}
+	}
+	if _, err := proxyconfig.FromMap(is.ProxyConfig); err != nil {
+		errs = append(errs, field.Invalid(p.Child("proxyConfig"), "", err.Error()+"; see Istio's ProxyConfig reference"))
+	}
+	if is.ProxyImage == "" {
+		errs = append(errs, field.Required(p.Child("proxyImage"), "an Istio proxy image such as "+DefaultIstioProxyImage))
+	}
+	return errs
+}
+
+func validateHostPort(p *field.Path, v string) field.ErrorList {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil || host == "" {
+		return field.ErrorList{field.Invalid(p, v, "must be host:port, such as istiod.istio-system.svc:15012")}
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return field.ErrorList{field.Invalid(p, v, "port must be 1-65535")}
+	}
+	return nil
 }
 
 func (g *Guard) validate(p *field.Path) field.ErrorList {
