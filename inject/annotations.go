@@ -32,6 +32,7 @@ const (
 	AnnStatusPort       = "sidecar.meshwarden.io/statusPort"
 	AnnNativeSidecar    = "sidecar.meshwarden.io/nativeSidecar"
 	AnnHoldApplication  = "sidecar.meshwarden.io/holdApplicationUntilProxyStarts"
+	AnnRewriteProbers   = "sidecar.meshwarden.io/rewriteAppProbers"
 
 	AnnIncludeOutboundIPRanges = "traffic.meshwarden.io/includeOutboundIPRanges"
 	AnnExcludeOutboundIPRanges = "traffic.meshwarden.io/excludeOutboundIPRanges"
@@ -51,6 +52,7 @@ type Overrides struct {
 	InterceptionMode                                       string
 	StatusPort                                             int32
 	NativeSidecar, HoldApplication, Inject                 *bool
+	RewriteAppProbers                                      *bool
 	IncludeOutboundIPRanges, ExcludeOutboundIPRanges       *string
 	IncludeInboundPorts, ExcludeInboundPorts               *string
 	IncludeOutboundPorts, ExcludeOutboundPorts             *string
@@ -71,6 +73,7 @@ var parsers = map[string]parser{
 	AnnStatusPort:              parseStatusPort,
 	AnnNativeSidecar:           boolean(func(o *Overrides) **bool { return &o.NativeSidecar }),
 	AnnHoldApplication:         boolean(func(o *Overrides) **bool { return &o.HoldApplication }),
+	AnnRewriteProbers:          boolean(func(o *Overrides) **bool { return &o.RewriteAppProbers }),
 	LabelInject:                boolean(func(o *Overrides) **bool { return &o.Inject }),
 	AnnIncludeOutboundIPRanges: cidrs(true, func(o *Overrides) **string { return &o.IncludeOutboundIPRanges }),
 	AnnExcludeOutboundIPRanges: cidrs(false, func(o *Overrides) **string { return &o.ExcludeOutboundIPRanges }),

@@ -94,14 +94,15 @@ func (in *Injector) decide(pod *PodView, ns Namespace, ov Overrides, st *Status)
 
 // userProxy is true when the pod has a container named like ours that an earlier injection did not add.
 func (in *Injector) userProxy(pod *PodView, st *Status) bool {
-	var ours Status
-	if st != nil {
-		ours = *st
+	ours := statusOrEmpty(st)
+	name := ProxyName
+	if in.istio != nil {
+		name = IstioProxyName
 	}
-	if indexOf(pod.Spec.Containers, ProxyName) >= 0 && indexOfName(ours.Containers, ProxyName) < 0 {
+	if indexOf(pod.Spec.Containers, name) >= 0 && indexOfName(ours.Containers, name) < 0 {
 		return true
 	}
-	return indexOf(pod.Spec.InitContainers, ProxyName) >= 0 && indexOfName(ours.InitContainers, ProxyName) < 0
+	return indexOf(pod.Spec.InitContainers, name) >= 0 && indexOfName(ours.InitContainers, name) < 0
 }
 
 func ptrBool(b bool) *bool { return &b }

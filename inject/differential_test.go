@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/meshwarden/meshwarden/config"
 	"gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/yaml"
@@ -23,7 +25,15 @@ func TestPatchAgreesWithDiff(t *testing.T) {
 	if len(files) == 0 {
 		t.Fatal("no golden inputs")
 	}
-	in := newInjector(t, nil)
+	for _, prof := range []struct {
+		name   string
+		mutate func(*config.Config)
+	}{{"istio", nil}, {"envoy", envoyProfile}} {
+		t.Run(prof.name, func(t *testing.T) { patchAgreesWithDiff(t, newInjector(t, prof.mutate), files) })
+	}
+}
+
+func patchAgreesWithDiff(t *testing.T, in *Injector, files []string) {
 	checked := 0
 	for _, f := range files {
 		for i, raw := range podTemplatesOf(t, f) {
@@ -85,6 +95,15 @@ func typedInjection(t *testing.T, in *Injector, raw, injected []byte) []byte {
 	}
 	ov, _ := ParseAnnotations(pod.Annotations, annotationsPath)
 	s := settingsFor(in.cfg.Injection, ov)
+	var edits podEdits
+	if in.istio != nil {
+		view, err := decodePod(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old, _ := parseStatus(pod.Annotations[AnnotationStatus])
+		s.facts, edits, _ = in.istio.facts(view, enabledNS, old, ov)
+	}
 	r, err := in.render(s, func() ([]byte, error) { return raw, nil })
 	if err != nil {
 		t.Fatal(err)
@@ -112,8 +131,53 @@ func typedInjection(t *testing.T, in *Injector, raw, injected []byte) []byte {
 		_ = json.Unmarshal(p.raw, &v)
 		pod.Spec.Volumes = append(pod.Spec.Volumes, v)
 	}
+	for _, pe := range edits.probes {
+		var probe *corev1.Probe
+		if pe.value != nil {
+			probe = &corev1.Probe{}
+			if err := json.Unmarshal(pe.value, probe); err != nil {
+				t.Fatal(err)
+			}
+		}
+		list := pod.Spec.Containers
+		if pe.init {
+			list = pod.Spec.InitContainers
+		}
+		for i := range list {
+			if list[i].Name != pe.container {
+				continue
+			}
+			switch pe.field {
+			case "readinessProbe":
+				list[i].ReadinessProbe = probe
+			case "livenessProbe":
+				list[i].LivenessProbe = probe
+			case "startupProbe":
+				list[i].StartupProbe = probe
+			}
+		}
+	}
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
+	}
+	for k, v := range r.labels {
+		if _, ok := pod.Labels[k]; !ok {
+			if pod.Labels == nil {
+				pod.Labels = map[string]string{}
+			}
+			pod.Labels[k] = v
+		}
+	}
+	for k, v := range r.annotations {
+		if _, ok := pod.Annotations[k]; !ok {
+			pod.Annotations[k] = v
+		}
+	}
+	for k, v := range edits.annotations {
+		pod.Annotations[k] = v
+	}
+	for _, k := range edits.removed {
+		delete(pod.Annotations, k)
 	}
 	if _, ok := pod.Annotations[AnnotationDefault]; !ok {
 		pod.Annotations[AnnotationDefault] = user[0].Name

@@ -62,15 +62,16 @@ func TestHostileAnnotationValuesCannotChangeSecurity(t *testing.T) {
 // TestTemplateQuotesValues bypasses validation and renders the default template with hostile values
 // directly: toJson in the template keeps each one a single scalar, so no field can appear.
 func TestTemplateQuotesValues(t *testing.T) {
-	base := settingsFor(newInjector(t, nil).cfg.Injection, Overrides{})
-	plain, err := render(templates.Default(), []string{"sidecar"}, base.values(nil), nil)
+	cfg := newInjector(t, envoyProfile).cfg
+	base := settingsFor(cfg.Injection, Overrides{})
+	plain, err := render(templates.Default(), []string{"sidecar"}, base.values(cfg.Injection), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, v := range hostileValues {
 		s := base
 		s.proxyImage, s.initImage, s.proxyCPU, s.logLevel, s.inclOutCIDRs, s.exclInPorts = v, v, v, v, v, v
-		r, err := render(templates.Default(), []string{"sidecar"}, s.values(nil), nil)
+		r, err := render(templates.Default(), []string{"sidecar"}, s.values(cfg.Injection), nil)
 		if err != nil {
 			continue // refusing to render is safe too
 		}

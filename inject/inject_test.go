@@ -38,6 +38,13 @@ func newInjector(t testing.TB, mutate func(*config.Config)) *Injector {
 	return in
 }
 
+// envoyProfile configures the envoy profile, for tests of the stock-Envoy template.
+func envoyProfile(c *config.Config) {
+	c.Injection.Profile = config.ProfileEnvoy
+	c.Injection.XDSAddress = "xds.example.svc:15010"
+	c.Injection.Templates = []string{"sidecar"}
+}
+
 // podJSON builds a one-container pod with the given labels and annotations.
 func podJSON(labels, annotations map[string]string) []byte {
 	p := corev1.Pod{
@@ -182,7 +189,7 @@ func TestBootstrapValidates(t *testing.T) {
 // TestProxyGetsBootstrapArgs checks the injected proxy carries the bootstrap and the downward-API env
 // that kubelet expands in it.
 func TestProxyGetsBootstrapArgs(t *testing.T) {
-	pod, _ := injectedPod(t, newInjector(t, nil), podJSON(nil, nil))
+	pod, _ := injectedPod(t, newInjector(t, envoyProfile), podJSON(nil, nil))
 	proxy := findContainer(pod, ProxyName)
 	if proxy == nil || len(proxy.Args) < 2 || proxy.Args[0] != "--config-yaml" {
 		t.Fatalf("proxy args %v", proxy)
@@ -244,7 +251,7 @@ func TestCaptureArgsParseWithInitParser(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			pod, res := injectedPod(t, newInjector(t, nil), podJSON(nil, tc.annotations))
+			pod, res := injectedPod(t, newInjector(t, envoyProfile), podJSON(nil, tc.annotations))
 			if !res.Injected {
 				t.Fatalf("not injected: %v %v", res.Reason, res.Denied)
 			}

@@ -31,6 +31,8 @@ type Injector struct {
 	cfg       *config.Config
 	sel       selectors
 	templates TemplateSource
+	// istio is the istio profile's parsed config; nil in the envoy profile.
+	istio *istioProfile
 
 	mu    sync.RWMutex
 	cache map[cacheKey]*rendered
@@ -50,7 +52,13 @@ func New(cfg *config.Config, src TemplateSource) (*Injector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Injector{cfg: cfg, sel: sel, templates: src, cache: map[cacheKey]*rendered{}}, nil
+	in := &Injector{cfg: cfg, sel: sel, templates: src, cache: map[cacheKey]*rendered{}}
+	if cfg.Injection.Profile == config.ProfileIstio {
+		if in.istio, err = newIstioProfile(cfg.Injection.Istio); err != nil {
+			return nil, fmt.Errorf("injection.istio.proxyConfig: %w", err)
+		}
+	}
+	return in, nil
 }
 
 // Request is one pod to inject.
@@ -111,19 +119,30 @@ func (in *Injector) Inject(req Request) (Result, error) {
 	if !inject {
 		return Result{Reason: reason}, nil
 	}
+	s := settingsFor(in.cfg.Injection, ov)
+	var edits podEdits
+	if in.istio != nil {
+		var ierrs field.ErrorList
+		s.facts, edits, ierrs = in.istio.facts(pod, req.Namespace, status, ov)
+		if ov.StatusPort != 0 {
+			ierrs = append(ierrs, field.Forbidden(annotationsPath.Key(AnnStatusPort),
+				"the istio profile's ports are Istio's (15020 for the agent, 15021 for health); set statusPort in proxy.istio.io/config instead"))
+		}
+		errs = append(errs, ierrs...)
+	}
+	errs = append(errs, in.otherProfileTemplates(ov.Templates)...)
 	if len(errs) > 0 {
 		return Result{Reason: DenyInvalidAnnotation, Denied: errs}, nil
 	}
 
-	s := settingsFor(in.cfg.Injection, ov)
 	r, err := in.render(s, raw)
 	if err != nil {
 		return deny(err), nil
 	}
-	if status != nil && status.Revision == r.revision && stillPresent(pod, status) {
+	if status != nil && status.Revision == r.revision && stillPresent(pod, status) && edits.empty() {
 		return Result{Injected: true, Reason: reason}, nil // already injected exactly so
 	}
-	ops, _, err := planPatch(raw, pod, status, r, s)
+	ops, _, err := planPatch(raw, pod, status, r, s, &edits)
 	if err != nil {
 		return deny(err), nil
 	}
@@ -170,18 +189,22 @@ func (in *Injector) render(s settings, raw func() ([]byte, error)) (*rendered, e
 		if err := json.Unmarshal(b, &pod); err != nil {
 			return nil, err
 		}
-		return render(set, names, s.values(in.cfg.Injection.Extra), &pod)
+		return render(set, names, s.values(in.cfg.Injection), &pod)
 	}
+	// Facts too large to keep are rendered each time: a few odd pods must not fill the cache.
+	cacheable := s.facts.cacheable()
 	key := cacheKey{revision: set.Revision, s: s}
-	in.mu.RLock()
-	r, ok := in.cache[key]
-	in.mu.RUnlock()
-	if ok {
-		return r, nil
+	if cacheable {
+		in.mu.RLock()
+		r, ok := in.cache[key]
+		in.mu.RUnlock()
+		if ok {
+			return r, nil
+		}
 	}
-	r, err := render(set, names, s.values(in.cfg.Injection.Extra), nil)
-	if err != nil {
-		return nil, err
+	r, err := render(set, names, s.values(in.cfg.Injection), nil)
+	if err != nil || !cacheable {
+		return r, err
 	}
 	in.mu.Lock()
 	if len(in.cache) >= maxCache {
@@ -210,4 +233,22 @@ func stillPresent(pod *PodView, st *Status) bool {
 		}
 	}
 	return true
+}
+
+// otherProfileTemplates refuses a pod that names the other profile's built-in template: rendered with
+// this profile's values it would be a proxy with nothing to connect to.
+func (in *Injector) otherProfileTemplates(names []string) field.ErrorList {
+	this := in.cfg.Injection.Profile
+	other := config.ProfileEnvoy
+	if this == config.ProfileEnvoy {
+		other = config.ProfileIstio
+	}
+	for _, n := range names {
+		if n == config.DefaultTemplate(other) {
+			return field.ErrorList{field.Invalid(annotationsPath.Key(AnnTemplates), strings.Join(names, ","),
+				fmt.Sprintf("template %q belongs to the %s profile, and meshwarden runs the %s profile (injection.profile); use %q",
+					n, other, this, config.DefaultTemplate(this)))}
+		}
+	}
+	return nil
 }

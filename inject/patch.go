@@ -19,16 +19,16 @@ type plan struct {
 	init, containers, volumes []string
 }
 
-func names(items []namedItem) []string {
+func names[T named](items []T) []string {
 	out := make([]string, len(items))
 	for i, it := range items {
-		out[i] = it.Name
+		out[i] = it.itemName()
 	}
 	return out
 }
 
 // planPatch computes the operations. raw is needed only when a template merges into a user container.
-func planPatch(raw func() ([]byte, error), pod *PodView, old *Status, r *rendered, s settings) ([]jsonpatch.Operation, *Status, error) {
+func planPatch(raw func() ([]byte, error), pod *PodView, old *Status, r *rendered, s settings, e *podEdits) ([]jsonpatch.Operation, *Status, error) {
 	p := &plan{init: names(pod.Spec.InitContainers), containers: names(pod.Spec.Containers), volumes: names(pod.Spec.Volumes)}
 
 	// 1. Take out what an earlier injection added, so that this one starts from the user's pod.
@@ -39,7 +39,7 @@ func planPatch(raw func() ([]byte, error), pod *PodView, old *Status, r *rendere
 	}
 	userContainers := append([]string(nil), p.containers...)
 
-	st := &Status{Templates: r.templates, Revision: r.revision}
+	st := &Status{Templates: r.templates, Revision: r.revision, Probes: e.origProbes, Prometheus: e.origProm}
 
 	// 2. Init containers go first, in template order: capture must be in place before anything else
 	// runs, and a native-sidecar proxy must be up before the user's init containers need the network.
@@ -61,7 +61,7 @@ func planPatch(raw func() ([]byte, error), pod *PodView, old *Status, r *rendere
 			merges = append(merges, pc)
 			continue
 		}
-		if s.hold && !s.native && pc.name == ProxyName {
+		if s.hold && !s.native && pc.name == s.proxyName() {
 			p.insertFront("/spec/containers", &p.containers, true, []piece{pc}, nil)
 		} else {
 			p.ops = append(p.ops, jsonpatch.NewOperation("add", "/spec/containers/-", pc.raw))
@@ -84,7 +84,22 @@ func planPatch(raw func() ([]byte, error), pod *PodView, old *Status, r *rendere
 	}
 	p.appendAll("/spec/volumes", &p.volumes, pod.hasVolumes, r.volumes, r.volumesArray)
 
-	// 5. Labels and annotations: added where absent, never overwriting the user's.
+	// 5. Probes that go through the agent, addressed where the containers now are.
+	for _, pe := range e.probes {
+		list, base := p.containers, "/spec/containers/"
+		if pe.init {
+			list, base = p.init, "/spec/initContainers/"
+		}
+		path := base + strconv.Itoa(indexOfName(list, pe.container)) + "/" + pe.field
+		if pe.value == nil {
+			p.ops = append(p.ops, jsonpatch.NewOperation("remove", path, nil))
+		} else {
+			p.ops = append(p.ops, jsonpatch.NewOperation("add", path, pe.value))
+		}
+	}
+
+	// 6. Labels and annotations: added where absent, never overwriting the user's, except the edits
+	// that must point at the agent (their originals are in the status).
 	if !pod.hasMetadata {
 		p.ops = append(p.ops, jsonpatch.NewOperation("add", "/metadata", map[string]any{}))
 	}
@@ -100,6 +115,12 @@ func planPatch(raw func() ([]byte, error), pod *PodView, old *Status, r *rendere
 		if _, ok := pod.annotations[k]; !ok {
 			ann[k] = v
 		}
+	}
+	for k, v := range e.annotations {
+		ann[k] = v
+	}
+	for _, k := range e.removed {
+		p.ops = append(p.ops, jsonpatch.NewOperation("remove", "/metadata/annotations/"+escapePointer(k), nil))
 	}
 	if _, ok := pod.annotations[AnnotationDefault]; !ok && len(userContainers) > 0 {
 		ann[AnnotationDefault] = userContainers[0]

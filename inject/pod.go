@@ -1,6 +1,7 @@
 package inject
 
 import (
+	"encoding/json"
 	"fmt"
 
 	kjson "sigs.k8s.io/json"
@@ -12,15 +13,19 @@ import (
 // in the user's bytes untouched: the patch is planned against positions, never re-serialised objects.
 type PodView struct {
 	Metadata *struct {
-		Namespace   string            `json:"namespace"`
-		Labels      map[string]string `json:"labels"`
-		Annotations map[string]string `json:"annotations"`
+		Name         string            `json:"name"`
+		GenerateName string            `json:"generateName"`
+		Namespace    string            `json:"namespace"`
+		Labels       map[string]string `json:"labels"`
+		Annotations  map[string]string `json:"annotations"`
+		// OwnerReferences name the workload, for the istio profile's node metadata.
+		OwnerReferences []ownerRef `json:"ownerReferences"`
 	} `json:"metadata"`
 	Spec struct {
-		HostNetwork    bool        `json:"hostNetwork"`
-		InitContainers []namedItem `json:"initContainers"`
-		Containers     []namedItem `json:"containers"`
-		Volumes        []namedItem `json:"volumes"`
+		HostNetwork    bool            `json:"hostNetwork"`
+		InitContainers []containerItem `json:"initContainers"`
+		Containers     []containerItem `json:"containers"`
+		Volumes        []namedItem     `json:"volumes"`
 	} `json:"spec"`
 	// Whether each map and list exists: adding into a missing one needs a different operation. The
 	// decoder leaves a field nil when it is absent or null (for both, "add" of the whole value is
@@ -33,6 +38,35 @@ type PodView struct {
 type namedItem struct {
 	Name string `json:"name"`
 }
+
+// containerItem is what injection reads of a container. Probes stay raw: they are copied into the
+// prober table or replaced whole, never edited field by field, and raw costs one scan to skip.
+type containerItem struct {
+	Name           string          `json:"name"`
+	Ports          []containerPort `json:"ports"`
+	ReadinessProbe json.RawMessage `json:"readinessProbe"`
+	LivenessProbe  json.RawMessage `json:"livenessProbe"`
+	StartupProbe   json.RawMessage `json:"startupProbe"`
+}
+
+type containerPort struct {
+	Name          string `json:"name,omitempty"`
+	ContainerPort int32  `json:"containerPort"`
+	Protocol      string `json:"protocol,omitempty"`
+}
+
+type ownerRef struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Name       string `json:"name"`
+	Controller *bool  `json:"controller"`
+}
+
+// named is a list item that has a name: the lists a pod's patch positions are computed on.
+type named interface{ itemName() string }
+
+func (n namedItem) itemName() string     { return n.Name }
+func (c containerItem) itemName() string { return c.Name }
 
 func decodePod(raw []byte) (*PodView, error) {
 	p := &PodView{}
@@ -55,9 +89,9 @@ func (p *PodView) prepare() {
 	p.hasVolumes = p.Spec.Volumes != nil
 }
 
-func indexOf(items []namedItem, name string) int {
+func indexOf[T named](items []T, name string) int {
 	for i, it := range items {
-		if it.Name == name {
+		if it.itemName() == name {
 			return i
 		}
 	}

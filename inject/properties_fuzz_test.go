@@ -58,6 +58,7 @@ func withoutAdditions(t *testing.T, out, orig map[string]any) map[string]any {
 	if s, ok := ann[AnnotationStatus].(string); !ok || json.Unmarshal([]byte(s), &st) != nil {
 		t.Fatalf("injected pod has no valid status annotation: %v", ann[AnnotationStatus])
 	}
+	restoreEdits(out, st)
 	for _, key := range []string{"labels", "annotations"} {
 		m, _ := meta[key].(map[string]any)
 		om, _ := origMeta[key].(map[string]any)
@@ -90,6 +91,36 @@ func withoutAdditions(t *testing.T, out, orig map[string]any) map[string]any {
 	return out
 }
 
+// restoreEdits puts back what the istio profile replaced, from the originals its status records:
+// the app's probes it sent through the agent and the prometheus.io annotations it pointed there.
+func restoreEdits(pod map[string]any, st Status) {
+	spec, _ := pod["spec"].(map[string]any)
+	for key, orig := range st.Probes {
+		name, fieldName, _ := strings.Cut(key, "/")
+		for _, list := range []string{"initContainers", "containers"} {
+			items, _ := spec[list].([]any)
+			for _, it := range items {
+				c, _ := it.(map[string]any)
+				if c["name"] == name {
+					var v any
+					_ = json.Unmarshal(orig, &v)
+					c[fieldName] = v
+				}
+			}
+		}
+	}
+	meta, _ := pod["metadata"].(map[string]any)
+	ann, _ := meta["annotations"].(map[string]any)
+	if ann == nil {
+		return
+	}
+	for _, k := range []string{annPromScrape, annPromPort, annPromPath} {
+		if v, ok := st.Prometheus[k]; ok {
+			ann[k] = v
+		}
+	}
+}
+
 // dropEarlierInjection takes out of an input pod what an earlier injection added, as its status
 // annotation lists it, and the annotation itself: re-injection replaces exactly those, by design.
 func dropEarlierInjection(orig map[string]any) {
@@ -101,6 +132,7 @@ func dropEarlierInjection(orig map[string]any) {
 		return
 	}
 	delete(ann, AnnotationStatus)
+	restoreEdits(orig, st)
 	spec, _ := orig["spec"].(map[string]any)
 	for key, added := range map[string][]string{"initContainers": st.InitContainers, "containers": st.Containers, "volumes": st.Volumes} {
 		list, ok := spec[key].([]any)
@@ -195,7 +227,7 @@ func FuzzInjectProperties(f *testing.F) {
 			if !ok {
 				t.Fatalf("annotations %q added container %q, which a plain injection does not", ann, name)
 			}
-			if name == ProxyName && ann[AnnProxyImage] != "" {
+			if (name == ProxyName || name == IstioProxyName) && ann[AnnProxyImage] != "" {
 				if c["image"] != ann[AnnProxyImage] {
 					t.Fatalf("proxy image %q, want the proxyImage annotation %q", c["image"], ann[AnnProxyImage])
 				}

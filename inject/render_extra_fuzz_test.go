@@ -21,10 +21,10 @@ func FuzzRenderValues(f *testing.F) {
 	for _, v := range append([]string{"", "registry.example/envoy:1", "NONE", "TPROXY", "debug", "istiod:15012", "10.0.0.0/8", "*"}, hostileValues...) {
 		f.Add(v, v, v, v, v, v, v)
 	}
-	cfg := newInjector(f, nil).cfg
+	cfg := newInjector(f, envoyProfile).cfg
 	set := templates.Default()
 	base := settingsFor(cfg.Injection, Overrides{})
-	want, err := render(set, []string{"sidecar"}, base.values(nil), nil)
+	want, err := render(set, []string{"sidecar"}, base.values(cfg.Injection), nil)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func FuzzRenderValues(f *testing.F) {
 		s := base
 		s.proxyImage, s.initImage, s.logLevel, s.interception, s.xdsAddress = proxyImage, initImage, logLevel, interception, xds
 		s.inclOutCIDRs, s.exclInPorts = cidrs, ports
-		v := s.values(nil)
+		v := s.values(cfg.Injection)
 		r, err := render(set, []string{"sidecar"}, v, nil)
 		if err != nil {
 			return

@@ -11,6 +11,11 @@ type Status struct {
 	Volumes        []string `json:"volumes,omitempty"`
 	Templates      []string `json:"templates"`
 	Revision       string   `json:"revision"`
+	// Probes are the user's probes that the istio profile sent through the agent, by
+	// "<container>/<field>", and Prometheus the prometheus.io annotations it pointed at the agent:
+	// a later pass rewrites from these, never from its own output.
+	Probes     map[string]json.RawMessage `json:"probes,omitempty"`
+	Prometheus map[string]string          `json:"prometheus,omitempty"`
 }
 
 func parseStatus(v string) (*Status, bool) {

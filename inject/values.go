@@ -22,6 +22,7 @@ const (
 // settings are everything rendering depends on besides the template set. The struct is comparable, so
 // it is the render cache key: two pods with the same settings get the same rendered sidecar.
 type settings struct {
+	profile                                                config.Profile
 	templates                                              string // comma-joined names
 	proxyImage, initImage                                  string
 	proxyCPU, proxyMemory, proxyCPULimit, proxyMemoryLimit string
@@ -32,11 +33,14 @@ type settings struct {
 	inclOutCIDRs, exclOutCIDRs                             string
 	inclInPorts, exclInPorts                               string
 	inclOutPorts, exclOutPorts                             string
+	// facts are the istio profile's facts about the pod (zero in the envoy profile).
+	facts podFacts
 }
 
 // settingsFor applies the pod's overrides to the config defaults.
 func settingsFor(in config.Injection, ov Overrides) settings {
 	s := settings{
+		profile:          in.Profile,
 		templates:        strings.Join(in.Templates, ","),
 		proxyImage:       in.ProxyImage,
 		initImage:        in.InitImage,
@@ -52,6 +56,9 @@ func settingsFor(in config.Injection, ov Overrides) settings {
 		xdsAddress:       in.XDSAddress,
 		inclOutCIDRs:     "*",
 		inclInPorts:      "*",
+	}
+	if in.Profile == config.ProfileIstio {
+		s.proxyImage = in.Istio.ProxyImage
 	}
 	if len(ov.Templates) > 0 {
 		s.templates = strings.Join(ov.Templates, ",")
@@ -89,6 +96,14 @@ func settingsFor(in config.Injection, ov Overrides) settings {
 	return s
 }
 
+// proxyName is the proxy container's name in the profile.
+func (s settings) proxyName() string {
+	if s.profile == config.ProfileIstio {
+		return IstioProxyName
+	}
+	return ProxyName
+}
+
 func setIf(dst *string, v string) {
 	if v != "" {
 		*dst = v
@@ -121,17 +136,36 @@ type Values struct {
 	Bootstrap string
 	// Extra is the config's free-form `injection.values`, for custom templates.
 	Extra map[string]any
+	// Profile is istio or envoy; Istio holds what the istio profile's template needs (zero otherwise).
+	Profile string
+	Istio   IstioValues
 }
 
-func (s settings) values(extra map[string]any) Values {
+// IstioValues are pilot-agent's arguments and the node metadata istiod reads, for one pod. Each string
+// is emitted as one env value; the JSON ones (ProxyConfig, PodPorts, KubeAppProbers,
+// PrometheusAnnotations) are complete documents that the agent decodes.
+type IstioValues struct {
+	AgentArgs                               []string
+	DiscoveryAddress, ProxyConfig           string
+	ClusterID, MeshID, TrustDomain, Network string
+	AppContainers, PodPorts                 string
+	WorkloadName, Owner                     string
+	CanonicalName, CanonicalRevision        string
+	KubeAppProbers, PrometheusAnnotations   string
+	AgentPort                               int32
+	ExitOnZeroActiveConnections             bool
+}
+
+func (s settings) values(in config.Injection) Values {
 	v := Values{
+		Profile:   string(s.profile),
 		ProxyName: ProxyName, InitName: InitName,
 		ProxyImage: s.proxyImage, InitImage: s.initImage,
 		ProxyUID: ProxyUID,
 		ProxyCPU: s.proxyCPU, ProxyMemory: s.proxyMemory, ProxyCPULimit: s.proxyCPULimit, ProxyMemoryLimit: s.proxyMemoryLimit,
 		LogLevel: s.logLevel, InterceptionMode: s.interception, StatusPort: s.statusPort,
 		NativeSidecar: s.native, HoldApplication: s.hold, XDSAddress: s.xdsAddress,
-		Extra: extra,
+		Extra: in.Extra,
 	}
 	v.CaptureArgs = []string{
 		"--mode=" + s.interception,
@@ -146,6 +180,25 @@ func (s settings) values(extra map[string]any) Values {
 		"--include-inbound-ports=" + s.inclInPorts,
 		"--exclude-inbound-ports=" + s.exclInPorts,
 		"--proxy-ports=" + proxyPorts(s.statusPort),
+	}
+	v.ProxyName = s.proxyName()
+	if s.profile == config.ProfileIstio {
+		f, is := s.facts, in.Istio
+		v.Istio = IstioValues{
+			AgentArgs: []string{"proxy", "sidecar", "--domain", "$(POD_NAMESPACE).svc." + is.ClusterDomain,
+				"--proxyLogLevel=" + s.logLevel, "--log_output_level=default:info"},
+			DiscoveryAddress: f.discovery, ProxyConfig: f.proxyConfig,
+			ClusterID: is.ClusterID, MeshID: is.MeshID, TrustDomain: is.TrustDomain, Network: is.Network,
+			AppContainers: f.appContainers, PodPorts: f.podPorts,
+			WorkloadName: f.workloadName, Owner: f.owner,
+			CanonicalName: f.canonicalName, CanonicalRevision: f.canonicalRevision,
+			KubeAppProbers: f.probers, PrometheusAnnotations: f.prometheus,
+			AgentPort: AgentPort,
+			// In the classic layout every container gets SIGTERM at once: the proxy stays until the
+			// app's connections are done, instead of cutting them after the drain period.
+			ExitOnZeroActiveConnections: !s.native,
+		}
+		return v
 	}
 	v.Bootstrap = envoyBootstrap(s.xdsAddress, s.statusPort)
 	v.ProxyArgs = []string{

@@ -92,22 +92,38 @@ func load(user map[string]string, _ fs.FS) (*Set, error) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	// A source named with a leading underscore is a library, as Helm's _helpers.tpl: its defines are
+	// parsed into every template (so both built-in profiles share one capture init container), and
+	// it cannot be selected by name itself.
+	var libs []string
+	for _, n := range names {
+		if strings.HasPrefix(n, "_") {
+			libs = append(libs, sources[n])
+		}
+	}
 	h := sha256.New()
 	s := &Set{byName: map[string]*Template{}}
 	for _, n := range names {
-		t, err := Parse(n, sources[n])
+		fmt.Fprintf(h, "%s\x00%s\x00", n, sources[n])
+		if strings.HasPrefix(n, "_") {
+			if _, err := Parse(n, sources[n]); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		t, err := Parse(n, sources[n], libs...)
 		if err != nil {
 			return nil, err
 		}
 		s.byName[n] = t
-		fmt.Fprintf(h, "%s\x00%s\x00", n, sources[n])
 	}
 	s.Revision = hex.EncodeToString(h.Sum(nil))[:12]
 	return s, nil
 }
 
-// Parse parses one template. Errors carry the template name and line, as text/template reports them.
-func Parse(name, src string) (*Template, error) {
+// Parse parses one template, with the defines of the library sources libs available to it. Errors
+// carry the template name and line, as text/template reports them.
+func Parse(name, src string, libs ...string) (*Template, error) {
 	t := template.New(name).Option("missingkey=error")
 	funcs := sprig.TxtFuncMap()
 	// Functions that reach outside the process have no place in a template run on every pod creation.
@@ -120,6 +136,11 @@ func Parse(name, src string) (*Template, error) {
 		return b.String(), err
 	}
 	t.Funcs(funcs)
+	for _, lib := range libs {
+		if _, err := t.New("").Parse(lib); err != nil {
+			return nil, fmt.Errorf("template library does not parse: %w", err)
+		}
+	}
 	if _, err := t.Parse(src); err != nil {
 		return nil, fmt.Errorf("template %q does not parse: %w", name, err)
 	}

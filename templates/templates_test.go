@@ -11,12 +11,14 @@ import (
 
 func TestDefaultTemplatesParse(t *testing.T) {
 	s := Default()
-	tmpl, ok := s.Get("sidecar")
-	if !ok {
-		t.Fatalf("no sidecar template; have %v", s.Names())
+	if got := strings.Join(s.Names(), ","); got != "istio,sidecar" {
+		t.Fatalf("built-in templates %s, want istio,sidecar (libraries such as _capture are not templates)", got)
 	}
-	if tmpl.UsesPod {
-		t.Fatal("the default template must not read .Pod, or every injection renders from scratch")
+	for _, name := range s.Names() {
+		tmpl, _ := s.Get(name)
+		if tmpl.UsesPod {
+			t.Fatalf("built-in template %s reads .Pod, so every injection would render from scratch", name)
+		}
 	}
 }
 
@@ -29,20 +31,29 @@ func TestLoadDir(t *testing.T) {
 	}{
 		"adds a template": {
 			files: map[string]string{"extra.yaml": "metadata:\n  labels: {a: b}\n"},
-			names: []string{"extra", "sidecar"},
+			names: []string{"extra", "istio", "sidecar"},
 		},
 		"replaces the default by name": {
 			files: map[string]string{"sidecar.yaml": "spec: {}\n"},
-			names: []string{"sidecar"},
+			names: []string{"istio", "sidecar"},
+		},
+		"a library's defines reach every template": {
+			files: map[string]string{"_mine.yaml": `{{ define "team-label" }}team: payments{{ end }}`,
+				"extra.yaml": "metadata:\n  labels: {{ include \"team-label\" . | nindent 4 }}\n"},
+			names: []string{"extra", "istio", "sidecar"},
+		},
+		"a broken library is refused": {
+			files:   map[string]string{"_mine.yaml": `{{ define "x" }}`},
+			wantErr: `template "_mine" does not parse`,
 		},
 		"reading the pod is detected": {
 			files:   map[string]string{"podaware.tmpl": "metadata:\n  labels: {app: {{ toJson .Pod.Name }}}\n", "passes-all.yaml": "{{ toJson . }}"},
-			names:   []string{"passes-all", "podaware", "sidecar"},
+			names:   []string{"istio", "passes-all", "podaware", "sidecar"},
 			usesPod: map[string]bool{"podaware": true, "passes-all": true, "sidecar": false},
 		},
 		"ignores hidden entries and other files": {
 			files: map[string]string{"..data": "x", "README.md": "{{ broken", ".hidden.yaml": "{{ broken"},
-			names: []string{"sidecar"},
+			names: []string{"istio", "sidecar"},
 		},
 		"parse error names the template and line": {
 			files:   map[string]string{"bad.yaml": "metadata:\n  labels:\n    a: {{ .Values.X \n"},
@@ -79,7 +90,7 @@ func TestLoadDir(t *testing.T) {
 					t.Errorf("%s UsesPod=%v, want %v", n, tmpl.UsesPod, want)
 				}
 			}
-			if s.Revision == Default().Revision && len(tc.files) > 0 && tc.names[0] != "sidecar" {
+			if s.Revision == Default().Revision && len(tc.files) > 0 && tc.names[0] != "istio" {
 				t.Error("revision did not change with the templates")
 			}
 		})

@@ -41,59 +41,73 @@ func golden(code int, out, errOut string) string {
 	return fmt.Sprintf("# exit %d\n%s# stderr\n%s", code, out, errOut)
 }
 
-// TestInjectGolden runs every testdata/inject input through `meshwarden inject`, compares with the
-// golden beside it, injects the output again to prove idempotency, and checks that the webhook
-// produces the same pods.
+// goldenProfiles are the profiles every input is injected with: the istio profile (the default
+// config) and the envoy profile (the config file in its folder). Goldens live in testdata/inject/<profile>/.
+var goldenProfiles = []struct{ name, config string }{
+	{"istio", ""},
+	{"envoy", "testdata/inject/envoy/config.yaml"},
+}
+
+// TestInjectGolden runs every testdata/inject input through `meshwarden inject` with each profile,
+// compares with the golden, injects the output again to prove idempotency, and checks that the
+// webhook produces the same pods.
 func TestInjectGolden(t *testing.T) {
 	inputs, _ := filepath.Glob("testdata/inject/*.yaml")
 	if len(inputs) == 0 {
 		t.Fatal("no inputs")
 	}
-	goldens, _ := filepath.Glob("testdata/inject/*.golden")
-	for _, g := range goldens {
-		if _, err := os.Stat(strings.TrimSuffix(g, ".golden") + ".yaml"); err != nil {
-			t.Errorf("stale golden %s has no input; delete it", g)
+	for _, prof := range goldenProfiles {
+		dir := filepath.Join("testdata/inject", prof.name)
+		goldens, _ := filepath.Glob(filepath.Join(dir, "*.golden"))
+		for _, g := range goldens {
+			if _, err := os.Stat(filepath.Join("testdata/inject", strings.TrimSuffix(filepath.Base(g), ".golden")+".yaml")); err != nil {
+				t.Errorf("stale golden %s has no input; delete it", g)
+			}
 		}
-	}
-	for _, in := range inputs {
-		name := strings.TrimSuffix(filepath.Base(in), ".yaml")
-		t.Run(name, func(t *testing.T) {
-			code, out, errOut := runCLI(t, "", "inject", "-f", in)
-			got := golden(code, out, errOut)
-			goldenPath := strings.TrimSuffix(in, ".yaml") + ".golden"
-			if *update {
-				if err := os.WriteFile(goldenPath, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
+		var cfgArgs []string
+		if prof.config != "" {
+			cfgArgs = []string{"--config", prof.config}
+		}
+		for _, in := range inputs {
+			name := strings.TrimSuffix(filepath.Base(in), ".yaml")
+			t.Run(prof.name+"/"+name, func(t *testing.T) {
+				code, out, errOut := runCLI(t, "", append([]string{"inject", "-f", in}, cfgArgs...)...)
+				got := golden(code, out, errOut)
+				goldenPath := filepath.Join(dir, name+".golden")
+				if *update {
+					if err := os.WriteFile(goldenPath, []byte(got), 0o644); err != nil {
+						t.Fatal(err)
+					}
 				}
-			}
-			want, err := os.ReadFile(goldenPath)
-			if err != nil {
-				t.Fatalf("missing golden (run go test ./cmd/meshwarden -update): %v", err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
-				t.Fatalf("output differs from %s (-want +got):\n%s", goldenPath, diff)
-			}
-			if code != 0 {
-				return
-			}
-			t.Run("idempotent", func(t *testing.T) {
-				code2, out2, _ := runCLI(t, out, "inject", "-f", "-")
-				if code2 != 0 {
-					t.Fatalf("second pass exit %d", code2)
+				want, err := os.ReadFile(goldenPath)
+				if err != nil {
+					t.Fatalf("missing golden (run go test ./cmd/meshwarden -update): %v", err)
 				}
-				if diff := cmp.Diff(out, out2); diff != "" {
-					t.Fatalf("second pass changed the output (-first +second):\n%s", diff)
+				if diff := cmp.Diff(string(want), got); diff != "" {
+					t.Fatalf("output differs from %s (-want +got):\n%s", goldenPath, diff)
 				}
+				if code != 0 {
+					return
+				}
+				t.Run("idempotent", func(t *testing.T) {
+					code2, out2, _ := runCLI(t, out, append([]string{"inject", "-f", "-"}, cfgArgs...)...)
+					if code2 != 0 {
+						t.Fatalf("second pass exit %d", code2)
+					}
+					if diff := cmp.Diff(out, out2); diff != "" {
+						t.Fatalf("second pass changed the output (-first +second):\n%s", diff)
+					}
+				})
+				t.Run("webhook", func(t *testing.T) { webhookMatchesCLI(t, prof.config, in, out) })
 			})
-			t.Run("webhook", func(t *testing.T) { webhookMatchesCLI(t, in, out) })
-		})
+		}
 	}
 }
 
 // webhookMatchesCLI sends each pod template of the input through the /inject handler, applies the
 // patch as the API server would, and compares with the pod template the CLI printed.
-func webhookMatchesCLI(t *testing.T, input, cliOut string) {
-	h := testHandler(t)
+func webhookMatchesCLI(t *testing.T, cfgPath, input, cliOut string) {
+	h := testHandler(t, cfgPath)
 	inDocs := podTemplates(t, readFile(t, input))
 	outDocs := podTemplates(t, cliOut)
 	if len(inDocs) != len(outDocs) {
@@ -107,8 +121,8 @@ func webhookMatchesCLI(t *testing.T, input, cliOut string) {
 	}
 }
 
-func testHandler(t testing.TB) http.Handler {
-	cfg, err := config.Load("")
+func testHandler(t testing.TB, cfgPath string) http.Handler {
+	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +152,13 @@ func admit(t *testing.T, h http.Handler, pod []byte) []byte {
 		},
 	}
 	review.Request.Object.Raw = pod
+	// The API server sends the namespace the pod is created in; the pod's own field, when set, says the same.
+	var meta struct {
+		Metadata struct{ Namespace string } `json:"metadata"`
+	}
+	if json.Unmarshal(pod, &meta) == nil && meta.Metadata.Namespace != "" {
+		review.Request.Namespace = meta.Metadata.Namespace
+	}
 	body, _ := json.Marshal(review)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/inject", bytes.NewReader(body)))

@@ -1,0 +1,323 @@
+package inject
+
+import (
+	"encoding/json"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/meshwarden/meshwarden/config"
+	"github.com/meshwarden/meshwarden/proxyconfig"
+)
+
+// The istio profile's names: Istio's own, because istioctl, Kiali and dashboards look for them.
+const (
+	IstioProxyName = "istio-proxy"
+
+	AnnProxyConfig         = "proxy.istio.io/config"
+	AnnIstioRewriteProbers = "sidecar.istio.io/rewriteAppHTTPProbers"
+	AnnIstioPromMerge      = "prometheus.istio.io/merge-metrics"
+	LabelIstioRev          = "istio.io/rev"
+
+	LabelTLSMode           = "security.istio.io/tlsMode"
+	LabelCanonicalName     = "service.istio.io/canonical-name"
+	LabelCanonicalRevision = "service.istio.io/canonical-revision"
+
+	annPromScrape = "prometheus.io/scrape"
+	annPromPort   = "prometheus.io/port"
+	annPromPath   = "prometheus.io/path"
+	// promPath is where pilot-agent serves the merged metrics of Envoy, itself and the app.
+	promPath = "/stats/prometheus"
+)
+
+// podFacts are what the istio profile's template needs to know about one pod. They are part of the
+// render cache key: the pods of one ReplicaSet share them, so a scaling workload still renders once.
+type podFacts struct {
+	discovery, proxyConfig           string
+	appContainers, podPorts          string
+	workloadName, owner              string
+	canonicalName, canonicalRevision string
+	probers, prometheus              string
+}
+
+// cacheable is false for facts so large (a pod with hundreds of probes or ports) that keeping their
+// rendering would let a few odd pods fill the cache; those pods are rendered each time instead.
+func (f podFacts) cacheable() bool {
+	n := len(f.discovery) + len(f.proxyConfig) + len(f.appContainers) + len(f.podPorts) + len(f.workloadName) +
+		len(f.owner) + len(f.canonicalName) + len(f.canonicalRevision) + len(f.probers) + len(f.prometheus)
+	return n <= 8<<10
+}
+
+// podEdits change what the user wrote: probes and Prometheus annotations that must point at the agent.
+// They are applied beside the template, not through it: merging keeps every value the user set, and
+// these are exactly values the user set. The originals go into the status record, so that a later
+// pass (webhook reinvocation) starts from them instead of from its own rewrite.
+type podEdits struct {
+	probes      []probeEdit
+	annotations map[string]string // added or replaced
+	removed     []string          // annotation keys to delete
+	origProbes  map[string]json.RawMessage
+	origProm    map[string]string
+}
+
+func (e *podEdits) empty() bool {
+	return len(e.probes) == 0 && len(e.annotations) == 0 && len(e.removed) == 0
+}
+
+// istioProfile is the config of the istio profile, parsed once.
+type istioProfile struct {
+	cfg         config.IstioProfile
+	proxyConfig map[string]json.RawMessage
+}
+
+func newIstioProfile(c config.IstioProfile) (*istioProfile, error) {
+	pc, err := proxyconfig.FromMap(c.ProxyConfig)
+	if err != nil {
+		return nil, err
+	}
+	return &istioProfile{cfg: c, proxyConfig: pc}, nil
+}
+
+// facts derives the pod's facts and edits. Problems with the pod's Istio annotations are returned
+// as field errors, for a denial that names them.
+func (ip *istioProfile) facts(pod *PodView, ns Namespace, st *Status, ov Overrides) (podFacts, podEdits, field.ErrorList) {
+	var f podFacts
+	var errs field.ErrorList
+	ours := statusOrEmpty(st)
+
+	f.discovery = ip.discoveryAddress(pod, ns)
+	base := ip.proxyConfig
+	if _, ok := base["discoveryAddress"]; !ok {
+		addr, _ := json.Marshal(f.discovery)
+		base = mergeRaw(base, map[string]json.RawMessage{"discoveryAddress": addr})
+	}
+	overlay := map[string]json.RawMessage{}
+	if v, ok := pod.annotations[AnnProxyConfig]; ok {
+		var err error
+		if overlay, err = proxyconfig.Parse([]byte(v)); err != nil {
+			errs = append(errs, field.Invalid(annotationsPath.Key(AnnProxyConfig), shorten(v), proxyConfigMessage(err)))
+		}
+	}
+	f.proxyConfig, _ = proxyconfig.Merge(base, overlay)
+
+	var apps []string
+	var ports []containerPort
+	for _, c := range pod.Spec.Containers {
+		if indexOfName(ours.Containers, c.Name) >= 0 {
+			continue
+		}
+		apps = append(apps, c.Name)
+		ports = append(ports, c.Ports...)
+	}
+	f.appContainers = strings.Join(apps, ",")
+	if len(ports) > 0 {
+		b, _ := json.Marshal(ports)
+		f.podPorts = string(b)
+	}
+	name, kind, apiVersion := workloadOf(pod)
+	f.workloadName = name
+	if name != "" {
+		f.owner = "kubernetes://apis/" + apiVersion + "/namespaces/" + ns.Name + "/" + strings.ToLower(kind) + "s/" + name
+	}
+	f.canonicalName = canonicalLabel(firstLabel(pod.labels, LabelCanonicalName, "app.kubernetes.io/name", "app"), name)
+	f.canonicalRevision = canonicalLabel(firstLabel(pod.labels, LabelCanonicalRevision, "app.kubernetes.io/version", "version"), "latest")
+
+	var e podEdits
+	rewrite, err := ip.rewriteProbes(pod.annotations, ov)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	f.probers = rewriteProbes(pod, ours, rewrite, &e)
+	var perrs field.ErrorList
+	f.prometheus, perrs = ip.prometheus(pod.annotations, ours, &e)
+	errs = append(errs, perrs...)
+	return f, e, errs
+}
+
+// discoveryAddress is istiod's address for this pod: the config's, or the pod's (then namespace's)
+// istio.io/rev revision's istiod Service, as Istio names them.
+func (ip *istioProfile) discoveryAddress(pod *PodView, ns Namespace) string {
+	if ip.cfg.DiscoveryAddress != "" {
+		return ip.cfg.DiscoveryAddress
+	}
+	rev := pod.labels[LabelIstioRev]
+	if rev == "" {
+		rev = ns.Labels[LabelIstioRev]
+	}
+	svc := "istiod"
+	if rev != "" && rev != "default" {
+		svc += "-" + rev
+	}
+	return svc + "." + ip.cfg.SystemNamespace + ".svc:15012"
+}
+
+// rewriteProbes says whether the pod's probes go through the agent: meshwarden's annotation, then
+// Istio's, then the config.
+func (ip *istioProfile) rewriteProbes(ann map[string]string, ov Overrides) (bool, *field.Error) {
+	if ov.RewriteAppProbers != nil {
+		return *ov.RewriteAppProbers, nil
+	}
+	if v, ok := ann[AnnIstioRewriteProbers]; ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return false, field.Invalid(annotationsPath.Key(AnnIstioRewriteProbers), shorten(v), `must be "true" or "false"`)
+		}
+		return b, nil
+	}
+	return *ip.cfg.RewriteAppProbers, nil
+}
+
+// prometheus points the pod's prometheus.io annotations at the agent, which serves Envoy's, its own
+// and the app's metrics merged; the app's own settings go to the agent in ISTIO_PROMETHEUS_ANNOTATIONS.
+// A pod that says prometheus.io/scrape: "false", or turns merging off, keeps its annotations.
+func (ip *istioProfile) prometheus(ann map[string]string, ours Status, e *podEdits) (string, field.ErrorList) {
+	cur := map[string]string{}
+	for _, k := range []string{annPromScrape, annPromPort, annPromPath} {
+		if v, ok := ann[k]; ok {
+			cur[k] = v
+		}
+	}
+	agentPort := strconv.Itoa(AgentPort)
+	orig := cur
+	ourRewrite := cur[annPromPort] == agentPort && cur[annPromPath] == promPath && cur[annPromScrape] == "true"
+	if ourRewrite && ours.Revision != "" {
+		orig = ours.Prometheus // what the user had before the earlier pass, possibly nothing
+	}
+	merge := *ip.cfg.PrometheusMerge
+	if v, ok := ann[AnnIstioPromMerge]; ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return "", field.ErrorList{field.Invalid(annotationsPath.Key(AnnIstioPromMerge), shorten(v), `must be "true" or "false"`)}
+		}
+		merge = b
+	}
+	if s, err := strconv.ParseBool(orig[annPromScrape]); err == nil && !s {
+		merge = false
+	}
+	want := orig
+	if merge {
+		if p, ok := orig[annPromPort]; ok {
+			n, err := strconv.Atoi(p)
+			if err != nil || n < 1 || n > 65535 {
+				return "", field.ErrorList{field.Invalid(annotationsPath.Key(annPromPort), shorten(p), "must be the app's metrics port, 1-65535")}
+			}
+			if agentPorts[n] {
+				return "", field.ErrorList{field.Invalid(annotationsPath.Key(annPromPort), p,
+					"is one of the proxy's own ports (15000, 15001, 15006, 15020, 15021, 15090); the agent already serves the proxy's metrics merged on 15020")}
+			}
+		}
+		want = map[string]string{annPromScrape: "true", annPromPort: agentPort, annPromPath: promPath}
+		if len(orig) > 0 {
+			e.origProm = orig
+		}
+	}
+	for k, v := range want {
+		if c, ok := ann[k]; !ok || c != v {
+			if e.annotations == nil {
+				e.annotations = map[string]string{}
+			}
+			e.annotations[k] = v
+		}
+	}
+	for k := range cur {
+		if _, ok := want[k]; !ok {
+			e.removed = append(e.removed, k)
+		}
+	}
+	if !merge || len(orig) == 0 {
+		return "", nil
+	}
+	// The agent reads the keys without their prefix: {"scrape":"true","port":"8080","path":"/metrics"}.
+	short := make(map[string]string, len(orig))
+	for k, v := range orig {
+		short[strings.TrimPrefix(k, "prometheus.io/")] = v
+	}
+	b, _ := json.Marshal(short)
+	return string(b), nil
+}
+
+// agentPorts are every port the istio proxy and agent listen on: none can be the app's metrics port.
+var agentPorts = map[int]bool{AdminPort: true, OutboundPort: true, InboundPort: true, AgentPort: true, 15021: true, PromPort: true}
+
+// workloadOf names the workload that owns the pod, the way istiod labels its telemetry: a
+// ReplicaSet made by a Deployment is reported as the Deployment, a Job made by a CronJob as the
+// CronJob. A pod without a controller is its own workload.
+func workloadOf(pod *PodView) (name, kind, apiVersion string) {
+	name, kind, apiVersion = "", "Pod", "v1"
+	var generateName string
+	if m := pod.Metadata; m != nil {
+		name, generateName = m.Name, m.GenerateName
+		for _, ref := range m.OwnerReferences {
+			if ref.Controller == nil || !*ref.Controller {
+				continue
+			}
+			name, kind, apiVersion = ref.Name, ref.Kind, ref.APIVersion
+			hash := pod.labels["pod-template-hash"]
+			switch {
+			case kind == "ReplicaSet" && hash != "" && strings.HasSuffix(name, "-"+hash):
+				name, kind = strings.TrimSuffix(name, "-"+hash), "Deployment"
+			case kind == "Job":
+				if m := cronJobName.FindStringSubmatch(name); m != nil {
+					name, kind, apiVersion = m[1], "CronJob", "batch/v1"
+				}
+			}
+			break
+		}
+	}
+	if name == "" {
+		name = strings.TrimRight(generateName, "-")
+	}
+	return name, kind, apiVersion
+}
+
+// A CronJob names its Jobs <cronjob>-<scheduled time in minutes>.
+var cronJobName = regexp.MustCompile(`^(.+)-\d{8,10}$`)
+
+func firstLabel(labels map[string]string, keys ...string) string {
+	for _, k := range keys {
+		if v := labels[k]; v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// canonicalLabel makes a valid label value: at most 63 characters, starting and ending alphanumeric.
+func canonicalLabel(v, fallback string) string {
+	if v == "" {
+		v = fallback
+	}
+	if len(v) > 63 {
+		v = v[:63]
+	}
+	return strings.Trim(v, "-_.")
+}
+
+func statusOrEmpty(st *Status) Status {
+	if st == nil {
+		return Status{}
+	}
+	return *st
+}
+
+func mergeRaw(a, b map[string]json.RawMessage) map[string]json.RawMessage {
+	out := make(map[string]json.RawMessage, len(a)+len(b))
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}
+
+func proxyConfigMessage(err error) string {
+	if pe, ok := err.(*proxyconfig.Error); ok && pe.Unknown {
+		if s := closest(pe.Field, proxyconfig.FieldNames()); s != "" {
+			return pe.Error() + `; did you mean "` + s + `"?`
+		}
+	}
+	return err.Error() + "; see Istio's ProxyConfig reference"
+}
