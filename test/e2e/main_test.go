@@ -159,7 +159,7 @@ func setup(t *testing.T, labels map[string]string) (context.Context, string) {
 const (
 	injectLabel    = "meshwarden.io/inject"
 	podInjectLabel = "sidecar.meshwarden.io/inject"
-	proxyName      = "envoy"
+	proxyName      = "istio-proxy" // the default (istio) profile's proxy container
 	initName       = "meshwarden-init"
 )
 
