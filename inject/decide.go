@@ -95,10 +95,7 @@ func (in *Injector) decide(pod *PodView, ns Namespace, ov Overrides, st *Status)
 // userProxy is true when the pod has a container named like ours that an earlier injection did not add.
 func (in *Injector) userProxy(pod *PodView, st *Status) bool {
 	ours := statusOrEmpty(st)
-	name := ProxyName
-	if in.istio != nil {
-		name = IstioProxyName
-	}
+	name := ProxyNameFor(in.cfg.Injection.Profile)
 	if indexOf(pod.Spec.Containers, name) >= 0 && indexOfName(ours.Containers, name) < 0 {
 		return true
 	}

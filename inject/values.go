@@ -96,13 +96,15 @@ func settingsFor(in config.Injection, ov Overrides) settings {
 	return s
 }
 
-// proxyName is the proxy container's name in the profile.
-func (s settings) proxyName() string {
-	if s.profile == config.ProfileIstio {
+// ProxyNameFor is the proxy container's name in a profile.
+func ProxyNameFor(p config.Profile) string {
+	if p == config.ProfileIstio {
 		return IstioProxyName
 	}
 	return ProxyName
 }
+
+func (s settings) proxyName() string { return ProxyNameFor(s.profile) }
 
 func setIf(dst *string, v string) {
 	if v != "" {

@@ -10,6 +10,7 @@ import (
 	"github.com/meshwarden/meshwarden/config"
 	"github.com/meshwarden/meshwarden/guard"
 	"github.com/meshwarden/meshwarden/guard/reconciler"
+	"github.com/meshwarden/meshwarden/inject"
 	"github.com/meshwarden/meshwarden/webhook"
 	"github.com/meshwarden/meshwarden/webhook/validate"
 )
@@ -38,6 +39,7 @@ func setupGuard(mgr ctrl.Manager, cfg *config.Config, draining *webhook.Draining
 	}
 	sc := &reconciler.SidecarReconciler{
 		Client: mgr.GetClient(), Recorder: rec, Policy: cfg.Injection.DefaultPolicy, Metrics: metrics, Log: log.WithName("sidecar-check"),
+		ProxyName: inject.ProxyNameFor(cfg.Injection.Profile),
 	}
 	return sc.SetupWithManager(mgr)
 }

@@ -146,7 +146,7 @@ func TestSidecarMissing(t *testing.T) {
 		pod("mesh", "bare", "app"), pod("mesh", "injected", "app", "envoy"), pod("plain", "bare", "app"), optedOut).Build()
 	rec := events.NewFakeRecorder(10)
 	m := NewMetrics(nil)
-	r := &SidecarReconciler{Client: c, Recorder: rec, Policy: config.PolicyEnabled, Metrics: m, Log: logr.Discard()}
+	r := &SidecarReconciler{Client: c, Recorder: rec, Policy: config.PolicyEnabled, ProxyName: "envoy", Metrics: m, Log: logr.Discard()}
 	for _, k := range []types.NamespacedName{{Namespace: "mesh", Name: "bare"}, {Namespace: "mesh", Name: "injected"}, {Namespace: "plain", Name: "bare"}, {Namespace: "mesh", Name: "out"}, {Namespace: "mesh", Name: "bare"}} {
 		if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: k}); err != nil {
 			t.Fatal(err)

@@ -24,7 +24,6 @@ const (
 	NamespaceInjectLabel = "meshwarden.io/inject"
 	PodInjectLabel       = "sidecar.meshwarden.io/inject"
 	StatusAnnotation     = "sidecar.meshwarden.io/status"
-	ProxyContainer       = "envoy"
 )
 
 // SidecarReconciler reports pods that should carry the sidecar and do not: typically created while the
@@ -33,9 +32,11 @@ type SidecarReconciler struct {
 	Client   client.Reader
 	Recorder Recorder
 	// Policy is the injection default inside an opted-in namespace: enabled injects unless the pod opts out.
-	Policy  config.Policy
-	Metrics *Metrics
-	Log     logr.Logger
+	Policy config.Policy
+	// ProxyName is the proxy container of the profile in force (istio-proxy or envoy).
+	ProxyName string
+	Metrics   *Metrics
+	Log       logr.Logger
 
 	mu      sync.Mutex
 	missing map[types.NamespacedName]bool
@@ -77,12 +78,12 @@ func (r *SidecarReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	if err := r.Client.Get(ctx, client.ObjectKey{Name: pod.Namespace}, &ns); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
-	missing := r.expectsSidecar(&ns, &pod) && !hasSidecar(&pod)
+	missing := r.expectsSidecar(&ns, &pod) && !r.hasSidecar(&pod)
 	if r.set(req.NamespacedName, missing) && missing {
 		owner, kind := ownerOf(&pod)
 		r.Recorder.Eventf(owner, nil, corev1.EventTypeWarning, ReasonSidecarMissing, "Check",
 			"pod %s runs without the %s sidecar although namespace %s has %s=enabled; delete the pod to have it injected",
-			pod.Name, ProxyContainer, pod.Namespace, NamespaceInjectLabel)
+			pod.Name, r.ProxyName, pod.Namespace, NamespaceInjectLabel)
 		r.Log.Info("pod without sidecar", "namespace", pod.Namespace, "pod", pod.Name, "owner", kind)
 	}
 	return reconcile.Result{}, nil
@@ -121,13 +122,13 @@ func (r *SidecarReconciler) expectsSidecar(ns *corev1.Namespace, pod *corev1.Pod
 	return r.Policy != config.PolicyDisabled
 }
 
-func hasSidecar(pod *corev1.Pod) bool {
+func (r *SidecarReconciler) hasSidecar(pod *corev1.Pod) bool {
 	if _, ok := pod.Annotations[StatusAnnotation]; ok {
 		return true
 	}
 	for _, cs := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
 		for _, c := range cs {
-			if c.Name == ProxyContainer {
+			if c.Name == r.ProxyName {
 				return true
 			}
 		}
