@@ -119,6 +119,14 @@ func TestConfigFile(t *testing.T) {
 		if want := map[string]config.CertMode{"cert-manager": config.CertCertManager, "everything": config.CertFiles}[name]; want != "" && cfg.Certs.Mode != want {
 			t.Errorf("certs.mode = %q, want %q", cfg.Certs.Mode, want)
 		}
+		// Both profiles are covered: everything runs envoy, every other case the default, istio.
+		wantProfile := config.ProfileIstio
+		if name == "everything" {
+			wantProfile = config.ProfileEnvoy
+		}
+		if cfg.Injection.Profile != wantProfile {
+			t.Errorf("injection.profile = %q, want %q", cfg.Injection.Profile, wantProfile)
+		}
 	})
 }
 
@@ -148,7 +156,7 @@ func TestCustomTemplates(t *testing.T) {
 		}
 	}
 	cfg := loadConfig(t, objs)
-	if want := []string{"sidecar", "audit"}; !equalStrings(cfg.Injection.Templates, want) {
+	if want := []string{"istio", "audit"}; !equalStrings(cfg.Injection.Templates, want) {
 		t.Errorf("injection.templates = %q, want %q", cfg.Injection.Templates, want)
 	}
 	pod := deployment(t, objs).Spec.Template.Spec

@@ -119,6 +119,7 @@ var goldenCases = map[string]renderCase{
 	"cert-manager":     {values: []string{"cert-manager.yaml"}},
 	"custom-templates": {values: []string{"custom-templates.yaml"}},
 	"everything":       {values: []string{"everything.yaml"}},
+	"istio":            {values: []string{"istio.yaml"}},
 }
 
 func caseNames() []string {

@@ -23,6 +23,8 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
 
+	"github.com/meshwarden/meshwarden/config"
+	"github.com/meshwarden/meshwarden/inject"
 	"github.com/meshwarden/meshwarden/test/cluster"
 )
 
@@ -216,13 +218,30 @@ func testPod(labels map[string]string) *corev1.Pod {
 	}
 }
 
-func hasProxy(p *corev1.Pod) bool {
-	var proxy, init bool
-	for _, c := range append(p.Spec.InitContainers, p.Spec.Containers...) {
-		proxy = proxy || c.Name == "envoy"
-		init = init || c.Name == "meshwarden-init"
+// proxyName is the name of the proxy container a profile injects.
+func proxyName(p config.Profile) string {
+	if p == config.ProfileEnvoy {
+		return inject.ProxyName
 	}
-	return proxy && init
+	return inject.IstioProxyName
+}
+
+// proxyContainer returns the pod's container (native sidecars included) named proxy, or nil.
+func proxyContainer(p *corev1.Pod, proxy string) *corev1.Container {
+	for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+		for i := range cs {
+			if cs[i].Name == proxy {
+				return &cs[i]
+			}
+		}
+	}
+	return nil
+}
+
+// hasProxy reports whether the pod got both the proxy container named proxy (the profile's, see
+// proxyName) and meshwarden-init.
+func hasProxy(p *corev1.Pod, proxy string) bool {
+	return proxyContainer(p, proxy) != nil && proxyContainer(p, inject.InitName) != nil
 }
 
 // waitInjected creates pods in ns until one comes back injected (the API server picks up webhook
@@ -236,7 +255,7 @@ func (e *installEnv) waitInjected(ctx context.Context, ns string, labels map[str
 		switch {
 		case err != nil:
 			last = err.Error()
-		case hasProxy(p):
+		case hasProxy(p, e.proxy):
 			return p
 		default:
 			last = "pod " + p.Name + " created without a sidecar"
@@ -273,8 +292,8 @@ func (e *installEnv) checkPods(ctx context.Context) {
 			e.t.Errorf("namespace %s, labels %v: %v", c.ns, c.labels, err)
 			continue
 		}
-		if hasProxy(p) != c.want {
-			e.t.Errorf("namespace %s, labels %v: injected %v, want %v", c.ns, c.labels, hasProxy(p), c.want)
+		if got := hasProxy(p, e.proxy); got != c.want {
+			e.t.Errorf("namespace %s, labels %v: injected %v (%s), want %v", c.ns, c.labels, got, e.proxy, c.want)
 		}
 	}
 }

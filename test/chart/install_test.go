@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/meshwarden/meshwarden/config"
 	"github.com/meshwarden/meshwarden/test/cluster"
 )
 
@@ -26,6 +27,8 @@ type installEnv struct {
 	dir     string
 	client  *kubernetes.Clientset
 	webhook int // port of the out-of-cluster meshwarden the webhooks call
+	// proxy is the name of the proxy container the installed release's profile injects.
+	proxy string
 }
 
 // TestInstall installs the chart into a real control plane (test/cluster: kube-apiserver, etcd,
@@ -111,6 +114,13 @@ func (e *installEnv) selfMode(ctx context.Context) {
 	objs := decodeAll(t, manifest)
 	e.checkAllExist(ctx, manifest, len(objs))
 
+	// The default profile, istio: pods get an istio-proxy with the chart's Istio proxy image.
+	cfg := loadConfig(t, objs)
+	if cfg.Injection.Profile != config.ProfileIstio {
+		t.Errorf("default install runs the %q profile, want istio", cfg.Injection.Profile)
+	}
+	e.proxy = proxyName(cfg.Injection.Profile)
+
 	mw := e.startMeshwarden(ctx, objs)
 	defer mw.stop()
 	if _, err := e.client.CoreV1().Secrets(releaseNS).Get(ctx, releaseName+"-webhook-tls", metav1.GetOptions{}); err != nil {
@@ -126,6 +136,9 @@ func (e *installEnv) selfMode(ctx context.Context) {
 		}
 	}
 	p := e.waitInjected(ctx, "apps", nil, mw)
+	if c := proxyContainer(p, e.proxy); c.Image != cfg.Injection.Istio.ProxyImage { // waitInjected saw it
+		t.Errorf("injected %s runs %s, want the chart's injection.istio.proxyImage %s", e.proxy, c.Image, cfg.Injection.Istio.ProxyImage)
+	}
 	// The chart's templates ConfigMap, as mounted, is what meshwarden's template loader reads.
 	if got := p.Annotations["audit.example.com/injected"]; got != "yes: really" {
 		t.Errorf("custom template not applied: annotation audit.example.com/injected = %q", got)

@@ -33,6 +33,23 @@ func TestSchemaRefusals(t *testing.T) {
 		"misspelt nested key":            {[]string{"webhook.failurePolicyy=Fail"}, "additional properties 'failurePolicyy'"},
 		"template name":                  {[]string{"injection.customTemplates.bad/name=x"}, "invalid propertyName 'bad/name'"},
 		"no leader election, 2 replicas": {[]string{"leaderElection.enabled=false"}, "/replicaCount"},
+		"unknown profile":                {[]string{"injection.profile=linkerd"}, "/injection/profile"},
+		"envoy: xDS address without port": {
+			[]string{"injection.profile=envoy", "injection.xdsAddress=istiod"}, "/injection/xdsAddress"},
+		"xdsTLS Secret name":              {[]string{"injection.xdsTLS.secretName=Not_A_Name"}, "/injection/xdsTLS/secretName"},
+		"istio discovery without port":    {[]string{"injection.istio.discoveryAddress=istiod"}, "/injection/istio/discoveryAddress"},
+		"istio system namespace":          {[]string{"injection.istio.systemNamespace=Istio_System"}, "/injection/istio/systemNamespace"},
+		"istio trust domain with a space": {[]string{"injection.istio.trustDomain=my domain"}, "/injection/istio/trustDomain"},
+		"istio proxyConfig not an object": {[]string{"injection.istio.proxyConfig=2"}, "/injection/istio/proxyConfig"},
+		"misspelt istio key":              {[]string{"injection.istio.trustdomain=x"}, "additional properties 'trustdomain'"},
+		"meshwarden image latest":         {[]string{"image.tag=latest"}, "/image/tag"},
+		"init image latest":               {[]string{"injection.initImage.tag=latest"}, "/injection/initImage/tag"},
+		"envoy image latest":              {[]string{"injection.proxyImage.tag=latest"}, "/injection/proxyImage/tag"},
+		"istio image latest":              {[]string{"injection.istio.proxyImage.tag=latest"}, "/injection/istio/proxyImage/tag"},
+		"test image latest":               {[]string{"tests.image.tag=latest"}, "/tests/image/tag"},
+		"digest not sha256":               {[]string{"injection.istio.proxyImage.digest=1.31.0"}, "/injection/istio/proxyImage/digest"},
+		"repository with a tag":           {[]string{"injection.initImage.repository=ghcr.io/meshwarden/meshwarden-init:0.1.0"}, "/injection/initImage/repository"},
+		"misspelt image key":              {[]string{"tests.image.digests=sha256:x"}, "additional properties 'digests'"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -58,6 +75,12 @@ func TestSchemaAccepts(t *testing.T) {
 		"guard off":                {"guard.enabled=false"},
 		"numeric proxy CPU":        {"injection.proxyResources.requests.cpu=0.5"},
 		"out-of-cluster webhook":   {"webhook.url=https://127.0.0.1:9443", "certs.extraSANs={127.0.0.1}"},
+		"envoy profile":            {"injection.profile=envoy", "injection.xdsAddress=xds.my-mesh.svc:18000"},
+		"envoy with TLS":           {"injection.profile=envoy", "injection.xdsAddress=10.0.0.7:18000", "injection.xdsTLS.secretName=xds-tls", "injection.xdsTLS.serverName=xds.my-mesh.example"},
+		"templates set":            {"injection.templates={istio}"},
+		"revisioned istiod":        {"injection.istio.discoveryAddress=istiod-canary.istio-system.svc:15012", "injection.istio.network=net-1"},
+		"digest without a tag":     {"injection.istio.proxyImage.tag=", "injection.istio.proxyImage.digest=sha256:" + strings.Repeat("0", 64)},
+		"registry with a port":     {"image.repository=registry.example:5000/meshwarden/meshwarden"},
 	}
 	for name, set := range cases {
 		t.Run(name, func(t *testing.T) {

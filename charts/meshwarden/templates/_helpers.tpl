@@ -71,12 +71,26 @@ app.kubernetes.io/part-of: meshwarden
 {{- printf "%s-webhook" (include "meshwarden.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/*
+An image reference, the one way every image of the chart is written. Pass a dict: image (repository,
+tag, digest), value (the image's path in values.yaml, for messages) and, for meshwarden's own images,
+appVersion (the tag when none is given). A digest pins the image: repository@digest, or
+repository:tag@digest when a tag is given too (the digest decides, the tag is for people reading).
+*/}}
 {{- define "meshwarden.image" -}}
-{{- $tag := default .Chart.AppVersion .Values.image.tag }}
-{{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- $img := .image }}
+{{- if $img.digest }}
+{{- if $img.tag }}
+{{- printf "%s:%s@%s" $img.repository $img.tag $img.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- printf "%s@%s" $img.repository $img.digest }}
+{{- end }}
+{{- else }}
+{{- $tag := default .appVersion $img.tag }}
+{{- if not $tag }}
+{{- fail (printf "%s: set a tag or a digest (sha256:...); there is no default tag" .value) }}
+{{- end }}
+{{- printf "%s:%s" $img.repository $tag }}
 {{- end }}
 {{- end }}
 
@@ -136,5 +150,30 @@ Checks values against the cluster that the schema cannot express. Native sidecar
 {{- $kv := .Capabilities.KubeVersion.Version }}
 {{- if and .Values.injection.nativeSidecar (not (hasPrefix "v0.0.0" $kv)) (semverCompare "<1.29.0-0" $kv) }}
 {{- fail (printf "injection.nativeSidecar needs Kubernetes 1.29 or newer, the cluster runs %s: set injection.nativeSidecar=false" $kv) }}
+{{- end }}
+{{- include "meshwarden.validateProfile" . }}
+{{- end }}
+
+{{/*
+The values that belong to one injection profile only, checked here so that the message names the value
+(meshwarden would refuse the config file too, but only at start-up, in a crash-looping pod's log).
+*/}}
+{{- define "meshwarden.validateProfile" -}}
+{{- $in := .Values.injection }}
+{{- $tls := $in.xdsTLS }}
+{{- if eq $in.profile "envoy" }}
+{{- if not $in.xdsAddress }}
+{{- fail "injection.xdsAddress is required with injection.profile=envoy: set it to host:port of your xDS server, such as xds.my-mesh.svc:18000 (or use injection.profile=istio with istiod)" }}
+{{- end }}
+{{- if and (not $tls.secretName) (or $tls.clientCertificate $tls.serverName) }}
+{{- fail "injection.xdsTLS.secretName is required when injection.xdsTLS.clientCertificate or serverName is set: the Secret with ca.crt (and tls.crt, tls.key)" }}
+{{- end }}
+{{- else }}
+{{- if $in.xdsAddress }}
+{{- fail (printf "injection.xdsAddress is for injection.profile=envoy only, and the profile is %s: leave it empty (istiod's address is injection.istio.discoveryAddress), or set injection.profile=envoy" $in.profile) }}
+{{- end }}
+{{- if or $tls.secretName $tls.clientCertificate $tls.serverName }}
+{{- fail (printf "injection.xdsTLS is for injection.profile=envoy only, and the profile is %s: the istio profile talks TLS to istiod on its own" $in.profile) }}
+{{- end }}
 {{- end }}
 {{- end }}
