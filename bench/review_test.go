@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,13 +98,20 @@ func TestLargeReviewInSync(t *testing.T) {
 	}
 }
 
-// TestReviewsInject proves the benchmark measures injection: both pods are injected with a patch,
-// and the floor answers the same reviews with an allow and no patch.
+// TestReviewsInject proves the benchmark measures injection with the istio profile (the default):
+// both pods are injected with a patch that adds istio-proxy and sends the app's probes through the
+// agent, and the floor answers the same reviews with an allow and no patch.
 func TestReviewsInject(t *testing.T) {
 	for _, name := range []string{"typical-review.json", "large-review.json"} {
 		body := review(t, name)
-		if got := answer(t, newHandler(t, false), body); !got.Allowed || len(got.Patch) == 0 {
+		got := answer(t, newHandler(t, false), body)
+		if !got.Allowed || len(got.Patch) == 0 {
 			t.Errorf("%s: injected answer %+v, want allowed with a patch", name, got)
+		}
+		for _, want := range []string{`"name":"istio-proxy"`, `"path":"/app-health/reviews/readyz"`, `"path":"/app-health/reviews/livez"`, "ISTIO_KUBE_APP_PROBERS"} {
+			if !strings.Contains(string(got.Patch), want) {
+				t.Errorf("%s: the patch lacks %s: the benchmark must measure the istio profile with probe rewriting", name, want)
+			}
 		}
 		if got := answer(t, newHandler(t, true), body); !got.Allowed || len(got.Patch) != 0 {
 			t.Errorf("%s: floor answer %+v, want allowed without a patch", name, got)

@@ -2,12 +2,14 @@ package inject
 
 import (
 	"encoding/json"
+	"net"
 	"strings"
 	"testing"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -160,14 +162,17 @@ func TestBootstrapValidates(t *testing.T) {
 	for name, tc := range map[string]struct {
 		xds    string
 		status int32
+		tls    *xdsTLS
 	}{
-		"defaults":           {"meshwarden-xds.meshwarden.svc:15010", 15021},
-		"istiod":             {"istiod.istio-system.svc:15012", 15021},
-		"custom status port": {"xds.example.com:443", 16021},
+		"defaults":           {"meshwarden-xds.meshwarden.svc:15010", 15021, nil},
+		"istiod":             {"istiod.istio-system.svc:15012", 15021, nil},
+		"custom status port": {"xds.example.com:443", 16021, nil},
+		"tls":                {"xds.example.com:443", 15021, &xdsTLS{secretName: "xds-ca"}},
+		"mutual tls":         {"10.0.0.5:18000", 15021, &xdsTLS{secretName: "xds-pair", clientCert: true, serverName: "xds.example.com"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var b bootstrapv3.Bootstrap
-			if err := protojson.Unmarshal([]byte(envoyBootstrap(tc.xds, tc.status)), &b); err != nil {
+			if err := protojson.Unmarshal([]byte(envoyBootstrap(tc.xds, tc.status, tc.tls)), &b); err != nil {
 				t.Fatalf("bootstrap does not decode as envoy.config.bootstrap.v3.Bootstrap: %v", err)
 			}
 			if err := b.ValidateAll(); err != nil {
@@ -182,7 +187,66 @@ func TestBootstrapValidates(t *testing.T) {
 			if b.GetDynamicResources().GetAdsConfig() == nil {
 				t.Error("no ADS config")
 			}
+			// IPv6-only pods have no 0.0.0.0: the listeners the kubelet probes take both families.
+			for _, l := range b.GetStaticResources().GetListeners() {
+				if sa := l.GetAddress().GetSocketAddress(); sa.GetAddress() != "::" || !sa.GetIpv4Compat() {
+					t.Errorf("listener %s on %s (ipv4_compat %v), want :: with IPv4 too", l.GetName(), sa.GetAddress(), sa.GetIpv4Compat())
+				}
+			}
+			xds := b.GetStaticResources().GetClusters()[0]
+			ts := xds.GetTransportSocket()
+			if tc.tls == nil {
+				if ts != nil {
+					t.Fatalf("plaintext ADS has a transport socket %v", ts)
+				}
+				return
+			}
+			var tlsCtx tlsv3.UpstreamTlsContext
+			if ts == nil || ts.GetTypedConfig().UnmarshalTo(&tlsCtx) != nil {
+				t.Fatalf("ADS over TLS has transport socket %v", ts)
+			}
+			wantSNI := tc.tls.serverName
+			if wantSNI == "" {
+				wantSNI, _, _ = net.SplitHostPort(tc.xds)
+			}
+			if tlsCtx.GetSni() != wantSNI {
+				t.Errorf("SNI %q, want %q", tlsCtx.GetSni(), wantSNI)
+			}
+			common := tlsCtx.GetCommonTlsContext()
+			if got := common.GetValidationContext().GetTrustedCa().GetFilename(); got != XDSTLSDir+"/ca.crt" {
+				t.Errorf("trusted CA %q", got)
+			}
+			if got := common.GetValidationContext().GetMatchTypedSubjectAltNames(); len(got) != 1 || got[0].GetMatcher().GetExact() != wantSNI {
+				t.Errorf("server SAN match %v, want %s", got, wantSNI)
+			}
+			if has := len(common.GetTlsCertificates()) == 1; has != tc.tls.clientCert {
+				t.Errorf("client certificate present %v, want %v", has, tc.tls.clientCert)
+			}
 		})
+	}
+}
+
+// TestXDSTLSMountsTheSecret: the envoy profile with xdsTLS mounts the Secret where the bootstrap
+// reads it, read-only.
+func TestXDSTLSMountsTheSecret(t *testing.T) {
+	in := newInjector(t, func(c *config.Config) {
+		envoyProfile(c)
+		c.Injection.XDSTLS = &config.XDSTLS{SecretName: "xds-client", ClientCertificate: true}
+	})
+	pod, _ := injectedPod(t, in, podJSON(nil, nil))
+	proxy := findContainer(pod, ProxyName)
+	var mounted bool
+	for _, m := range proxy.VolumeMounts {
+		mounted = mounted || (m.Name == "meshwarden-xds-tls" && m.MountPath == XDSTLSDir && m.ReadOnly)
+	}
+	var secret string
+	for _, v := range pod.Spec.Volumes {
+		if v.Name == "meshwarden-xds-tls" && v.Secret != nil {
+			secret = v.Secret.SecretName
+		}
+	}
+	if !mounted || secret != "xds-client" {
+		t.Fatalf("xds TLS Secret mounted %v from %q, want read-only at %s from xds-client", mounted, secret, XDSTLSDir)
 	}
 }
 

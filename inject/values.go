@@ -33,6 +33,8 @@ type settings struct {
 	inclOutCIDRs, exclOutCIDRs                             string
 	inclInPorts, exclInPorts                               string
 	inclOutPorts, exclOutPorts                             string
+	// tls is the envoy profile's TLS to its xDS server (nil: plaintext).
+	tls *xdsTLS
 	// facts are the istio profile's facts about the pod (zero in the envoy profile).
 	facts podFacts
 }
@@ -59,6 +61,9 @@ func settingsFor(in config.Injection, ov Overrides) settings {
 	}
 	if in.Profile == config.ProfileIstio {
 		s.proxyImage = in.Istio.ProxyImage
+	}
+	if t := in.XDSTLS; t != nil {
+		s.tls = &xdsTLS{secretName: t.SecretName, serverName: t.ServerName, clientCert: t.ClientCertificate}
 	}
 	if len(ov.Templates) > 0 {
 		s.templates = strings.Join(ov.Templates, ",")
@@ -130,6 +135,9 @@ type Values struct {
 	StatusPort                                             int32
 	NativeSidecar, HoldApplication                         bool
 	XDSAddress                                             string
+	// XDSTLSSecret is the Secret with the xDS server's CA (and a client pair), mounted at XDSTLSDir;
+	// empty for plaintext ADS.
+	XDSTLSSecret, XDSTLSDir string
 	// CaptureArgs are meshwarden-init's arguments, in the flag syntax of cmd/meshwarden-init.
 	CaptureArgs []string
 	// ProxyArgs are Envoy's arguments, the bootstrap among them.
@@ -202,7 +210,10 @@ func (s settings) values(in config.Injection) Values {
 		}
 		return v
 	}
-	v.Bootstrap = envoyBootstrap(s.xdsAddress, s.statusPort)
+	v.Bootstrap = envoyBootstrap(s.xdsAddress, s.statusPort, s.tls)
+	if s.tls != nil {
+		v.XDSTLSSecret, v.XDSTLSDir = s.tls.secretName, XDSTLSDir
+	}
 	v.ProxyArgs = []string{
 		"--config-yaml", v.Bootstrap,
 		"--log-level", s.logLevel,

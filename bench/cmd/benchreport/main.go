@@ -289,10 +289,10 @@ func (r report) table(w io.Writer, res map[string]float64) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s %s\t%s\t\n", name, num(got), op, num(limit), verdict)
 	}
-	goal("typical / floor (wall)", r.ratio("typical", "ns/review"), "<=", 2)
-	goal("  same, CPU time", r.ratio("typical", "cpu-ns/review"), "<=", 2)
-	goal("large / floor_large (wall)", r.ratio("large", "ns/review"), "<=", 2)
-	goal("  same, CPU time", r.ratio("large", "cpu-ns/review"), "<=", 2)
+	goal("typical / floor (wall)", r.ratio("typical", "ns/review"), "<=", 1.5)
+	goal("  same, CPU time", r.ratio("typical", "cpu-ns/review"), "<=", 1.5)
+	goal("large / floor_large (wall)", r.ratio("large", "ns/review"), "<=", 1.5)
+	goal("  same, CPU time", r.ratio("large", "cpu-ns/review"), "<=", 1.5)
 	goal("typical bytes/review", res["typical.bytes_per_review"], "<=", 100_000)
 	goal("typical allocs/review", res["typical.allocs_per_review"], "<=", 1000)
 	goal("load throughput / floor's", res["load.reviews_per_sec"]/res["load_floor.reviews_per_sec"], ">=", 0.5)
