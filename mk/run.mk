@@ -5,6 +5,6 @@
 RUN_ARGS ?=
 
 .PHONY: run
-run: tools ## Start etcd, kube-apiserver, controllers, kwok and meshwarden locally; Ctrl-C stops all.
+run: tools istio-tools ## Start etcd, kube-apiserver, controllers, kwok, istiod and meshwarden locally; Ctrl-C stops all.
 	$(GO) build -o $(BIN)/devcluster ./test/devcluster
 	@exec $(BIN)/devcluster $(RUN_ARGS)

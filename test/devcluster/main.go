@@ -48,6 +48,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	webhook := fs.Bool("webhook", true, "run `meshwarden serve` and register the webhook configurations")
 	policy := fs.String("failure-policy", "Fail", "failurePolicy of the injection webhook: Fail or Ignore")
 	serveArgs := fs.String("serve-args", "", "extra flags for `meshwarden serve`, space-separated")
+	istiod := fs.Bool("istiod", true, "run istiod (built by make istio-tools) beside meshwarden: xDS, the CA and istio-ca-root-cert")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -65,6 +66,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logf("installing Istio CRDs")
 	if err := c.InstallIstioCRDs(ctx); err != nil {
 		return err
+	}
+	if *istiod {
+		if missing := cluster.MissingIstioTools(c.BinDir()); len(missing) > 0 {
+			return fmt.Errorf("istiod's binaries are missing from %s (%v): run make istio-tools, or make run RUN_ARGS=--istiod=false", c.BinDir(), missing)
+		}
+		logf("starting istiod")
+		is, err := cluster.StartIstiod(ctx, c, cluster.IstiodOptions{})
+		if err != nil {
+			return err
+		}
+		logf("istiod serves xDS and the CA on %s (log: %s)", is.SecureGRPCAddr(), is.LogFile())
 	}
 	if *webhook {
 		if err := startMeshwarden(ctx, c, admissionv1.FailurePolicyType(*policy), strings.Fields(*serveArgs), logf); err != nil {
