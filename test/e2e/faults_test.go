@@ -490,8 +490,10 @@ func TestFaultTemplateDirBroken(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	// Injection keeps working with the previous set, through the API server.
-	p, err := env.Client().CoreV1().Pods(ns).Create(ctx, newPod("after-broken").Pod, metav1.CreateOptions{})
+	// Injection keeps working with the previous set, through the API server. The revision covers the
+	// pod's own facts too (its workload name goes into the proxy's metadata), so the pod is the same
+	// as the ones rev2 was read from.
+	p, err := env.Client().CoreV1().Pods(ns).Create(ctx, newPod("probe").Pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 	if err != nil {
 		t.Fatalf("pod creation failed while the template directory is broken: %v", err)
 	}
