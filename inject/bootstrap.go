@@ -101,7 +101,7 @@ func envoyBootstrap(xdsAddress string, statusPort int32, tls *xdsTLS) string {
 			serverName = host
 		}
 		common := m{"validation_context": m{
-			"trusted_ca":                   m{"filename": XDSTLSDir + "/ca.crt"},
+			"trusted_ca":                    m{"filename": XDSTLSDir + "/ca.crt"},
 			"match_typed_subject_alt_names": []m{{"san_type": "DNS", "matcher": m{"exact": serverName}}},
 		}}
 		if tls.clientCert {

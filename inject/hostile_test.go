@@ -94,3 +94,81 @@ func securityContextOf(t *testing.T, raw []byte) *corev1.SecurityContext {
 	}
 	return c.SecurityContext
 }
+
+// TestIstioTemplateQuotesPodFacts renders the istio template with hostile values in every fact that
+// comes from the pod (names, labels, ports, probes, annotations) and in the config's strings: each
+// value lands verbatim in its one env var or label, and the proxy's env names, securityContext and
+// volumes stay those of a plain rendering.
+func TestIstioTemplateQuotesPodFacts(t *testing.T) {
+	cfg := newInjector(t, nil).cfg
+	base := settingsFor(cfg.Injection, Overrides{})
+	// Every fact set, so that every optional env var is there to compare with.
+	x := "x"
+	base.facts = podFacts{discovery: x, proxyConfig: x, appContainers: x, podPorts: x, workloadName: x, owner: x,
+		canonicalName: x, canonicalRevision: x, probers: x, prometheus: x}
+	cfg.Injection.Istio.Network = x
+	plain, err := render(templates.Default(), []string{"istio"}, base.values(cfg.Injection), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plainProxy := renderedProxy(t, plain)
+	renders := 0
+	for i, v := range hostileValues {
+		s := base
+		s.facts = podFacts{discovery: v, proxyConfig: v, appContainers: v, podPorts: v, workloadName: v, owner: v,
+			canonicalName: v, canonicalRevision: v, probers: v, prometheus: v}
+		c := cfg.Injection
+		c.Istio.ClusterID, c.Istio.MeshID, c.Istio.TrustDomain, c.Istio.Network = v, v, v, v
+		r, err := render(templates.Default(), []string{"istio"}, s.values(c), nil)
+		if err != nil {
+			continue // refusing to render is safe too
+		}
+		renders++
+		proxy := renderedProxy(t, r)
+		if diff := cmp.Diff(envNames(plainProxy), envNames(proxy)); diff != "" {
+			t.Errorf("hostile value %d changed the proxy's env names (-plain +got):\n%s", i, diff)
+		}
+		for _, name := range []string{"CA_ADDR", "PROXY_CONFIG", "ISTIO_META_APP_CONTAINERS", "ISTIO_META_POD_PORTS", "ISTIO_META_WORKLOAD_NAME",
+			"ISTIO_META_OWNER", "ISTIO_KUBE_APP_PROBERS", "ISTIO_PROMETHEUS_ANNOTATIONS", "ISTIO_META_CLUSTER_ID", "ISTIO_META_MESH_ID", "TRUST_DOMAIN"} {
+			if got := envOf(proxy, name); got != v {
+				t.Errorf("hostile value %d: %s = %q, want the value verbatim", i, name, got)
+			}
+		}
+		if r.labels[LabelCanonicalName] != v || r.labels[LabelCanonicalRevision] != v || len(r.labels) != len(plain.labels) {
+			t.Errorf("hostile value %d: labels %v", i, r.labels)
+		}
+		if diff := cmp.Diff(plainProxy.SecurityContext, proxy.SecurityContext); diff != "" {
+			t.Errorf("hostile value %d changed the proxy's securityContext:\n%s", i, diff)
+		}
+		if len(r.volumes) != len(plain.volumes) || len(proxy.VolumeMounts) != len(plainProxy.VolumeMounts) {
+			t.Errorf("hostile value %d changed the volumes", i)
+		}
+	}
+	// Every one is a string toJson can quote, so refusing any would be a bug in the template.
+	if renders != len(hostileValues) {
+		t.Errorf("%d of %d hostile values rendered", renders, len(hostileValues))
+	}
+}
+
+func renderedProxy(t *testing.T, r *rendered) *corev1.Container {
+	t.Helper()
+	for _, p := range append(append([]piece{}, r.initContainers...), r.containers...) {
+		if p.name == IstioProxyName {
+			var c corev1.Container
+			if err := strictJSON(p.raw, &c); err != nil {
+				t.Fatal(err)
+			}
+			return &c
+		}
+	}
+	t.Fatal("no istio-proxy rendered")
+	return nil
+}
+
+func envNames(c *corev1.Container) []string {
+	var out []string
+	for _, e := range c.Env {
+		out = append(out, e.Name)
+	}
+	return out
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 
 	"gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -34,8 +33,7 @@ type Injector struct {
 	// istio is the istio profile's parsed config; nil in the envoy profile.
 	istio *istioProfile
 
-	mu    sync.RWMutex
-	cache map[cacheKey]*rendered
+	cache *boundedCache[cacheKey, *rendered]
 }
 
 type cacheKey struct {
@@ -52,7 +50,7 @@ func New(cfg *config.Config, src TemplateSource) (*Injector, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := &Injector{cfg: cfg, sel: sel, templates: src, cache: map[cacheKey]*rendered{}}
+	in := &Injector{cfg: cfg, sel: sel, templates: src, cache: newBoundedCache[cacheKey, *rendered](maxCache)}
 	if cfg.Injection.Profile == config.ProfileIstio {
 		if in.istio, err = newIstioProfile(cfg.Injection.Istio); err != nil {
 			return nil, fmt.Errorf("injection.istio.proxyConfig: %w", err)
@@ -195,10 +193,7 @@ func (in *Injector) render(s settings, raw func() ([]byte, error)) (*rendered, e
 	cacheable := s.facts.cacheable()
 	key := cacheKey{revision: set.Revision, s: s}
 	if cacheable {
-		in.mu.RLock()
-		r, ok := in.cache[key]
-		in.mu.RUnlock()
-		if ok {
+		if r, ok := in.cache.get(key); ok {
 			return r, nil
 		}
 	}
@@ -206,12 +201,7 @@ func (in *Injector) render(s settings, raw func() ([]byte, error)) (*rendered, e
 	if err != nil || !cacheable {
 		return r, err
 	}
-	in.mu.Lock()
-	if len(in.cache) >= maxCache {
-		clear(in.cache)
-	}
-	in.cache[key] = r
-	in.mu.Unlock()
+	in.cache.put(key, r)
 	return r, nil
 }
 

@@ -70,6 +70,19 @@ func (e *podEdits) empty() bool {
 type istioProfile struct {
 	cfg         config.IstioProfile
 	proxyConfig map[string]json.RawMessage
+	// containers caches what a pod's first pass derives from its containers (names, ports, probe
+	// rewrites), keyed by exactly those: the pods of one workload share them, and probe rewriting is
+	// most of the profile's cost per pod.
+	containers *boundedCache[string, containerFacts]
+	// merged caches PROXY_CONFIG by discovery address for pods without proxy.istio.io/config.
+	merged *boundedCache[string, string]
+}
+
+// containerFacts are the facts and edits that depend on the pod's containers alone.
+type containerFacts struct {
+	appContainers, podPorts, probers string
+	edits                            []probeEdit
+	orig                             map[string]json.RawMessage
 }
 
 func newIstioProfile(c config.IstioProfile) (*istioProfile, error) {
@@ -77,7 +90,8 @@ func newIstioProfile(c config.IstioProfile) (*istioProfile, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &istioProfile{cfg: c, proxyConfig: pc}, nil
+	return &istioProfile{cfg: c, proxyConfig: pc, containers: newBoundedCache[string, containerFacts](maxCache),
+		merged: newBoundedCache[string, string](64)}, nil
 }
 
 // facts derives the pod's facts and edits. Problems with the pod's Istio annotations are returned
@@ -88,34 +102,29 @@ func (ip *istioProfile) facts(pod *PodView, ns Namespace, st *Status, ov Overrid
 	ours := statusOrEmpty(st)
 
 	f.discovery = ip.discoveryAddress(pod, ns)
-	base := ip.proxyConfig
-	if _, ok := base["discoveryAddress"]; !ok {
-		addr, _ := json.Marshal(f.discovery)
-		base = mergeRaw(base, map[string]json.RawMessage{"discoveryAddress": addr})
-	}
-	overlay := map[string]json.RawMessage{}
 	if v, ok := pod.annotations[AnnProxyConfig]; ok {
-		var err error
-		if overlay, err = proxyconfig.Parse([]byte(v)); err != nil {
+		overlay, err := proxyconfig.Parse([]byte(v))
+		if err != nil {
 			errs = append(errs, field.Invalid(annotationsPath.Key(AnnProxyConfig), shorten(v), proxyConfigMessage(err)))
 		}
+		f.proxyConfig, _ = proxyconfig.Merge(ip.baseProxyConfig(f.discovery), overlay)
+	} else if pc, ok := ip.merged.get(f.discovery); ok {
+		f.proxyConfig = pc
+	} else {
+		f.proxyConfig, _ = proxyconfig.Merge(ip.baseProxyConfig(f.discovery), nil)
+		ip.merged.put(f.discovery, f.proxyConfig)
 	}
-	f.proxyConfig, _ = proxyconfig.Merge(base, overlay)
 
-	var apps []string
-	var ports []containerPort
-	for _, c := range pod.Spec.Containers {
-		if indexOfName(ours.Containers, c.Name) >= 0 {
-			continue
-		}
-		apps = append(apps, c.Name)
-		ports = append(ports, c.Ports...)
+	var e podEdits
+	rewrite, err := ip.rewriteEnabled(pod.annotations, ov)
+	if err != nil {
+		errs = append(errs, err)
 	}
-	f.appContainers = strings.Join(apps, ",")
-	if len(ports) > 0 {
-		b, _ := json.Marshal(ports)
-		f.podPorts = string(b)
-	}
+	cf := ip.containerFacts(pod, ours, rewrite)
+	f.appContainers, f.podPorts, f.probers = cf.appContainers, cf.podPorts, cf.probers
+	// Shared with the cache, read-only: the plan only reads them, and a capped slice cannot be appended into.
+	e.probes, e.origProbes = cf.edits[:len(cf.edits):len(cf.edits)], cf.orig
+
 	name, kind, apiVersion := workloadOf(pod)
 	f.workloadName = name
 	if name != "" {
@@ -124,16 +133,18 @@ func (ip *istioProfile) facts(pod *PodView, ns Namespace, st *Status, ov Overrid
 	f.canonicalName = canonicalLabel(firstLabel(pod.labels, LabelCanonicalName, "app.kubernetes.io/name", "app"), name)
 	f.canonicalRevision = canonicalLabel(firstLabel(pod.labels, LabelCanonicalRevision, "app.kubernetes.io/version", "version"), "latest")
 
-	var e podEdits
-	rewrite, err := ip.rewriteProbes(pod.annotations, ov)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	f.probers = rewriteProbes(pod, ours, rewrite, &e)
 	var perrs field.ErrorList
 	f.prometheus, perrs = ip.prometheus(pod.annotations, ours, &e)
 	errs = append(errs, perrs...)
 	return f, e, errs
+}
+
+// baseProxyConfig is the config's ProxyConfig with istiod's address, unless the config sets one.
+func (ip *istioProfile) baseProxyConfig(discovery string) map[string]json.RawMessage {
+	if _, ok := ip.proxyConfig["discoveryAddress"]; ok {
+		return ip.proxyConfig
+	}
+	return mergeRaw(ip.proxyConfig, map[string]json.RawMessage{"discoveryAddress": mustJSON(discovery)})
 }
 
 // discoveryAddress is istiod's address for this pod: the config's, or the pod's (then namespace's)
@@ -153,9 +164,9 @@ func (ip *istioProfile) discoveryAddress(pod *PodView, ns Namespace) string {
 	return svc + "." + ip.cfg.SystemNamespace + ".svc:15012"
 }
 
-// rewriteProbes says whether the pod's probes go through the agent: meshwarden's annotation, then
+// rewriteEnabled says whether the pod's probes go through the agent: meshwarden's annotation, then
 // Istio's, then the config.
-func (ip *istioProfile) rewriteProbes(ann map[string]string, ov Overrides) (bool, *field.Error) {
+func (ip *istioProfile) rewriteEnabled(ann map[string]string, ov Overrides) (bool, *field.Error) {
 	if ov.RewriteAppProbers != nil {
 		return *ov.RewriteAppProbers, nil
 	}

@@ -20,8 +20,8 @@ func probedPod(annotations map[string]string) []byte {
 	pod := map[string]any{
 		"metadata": map[string]any{
 			"generateName": "web-7d9f8c6b5d-", "namespace": "shop",
-			"labels":      map[string]string{"app": "web", "pod-template-hash": "7d9f8c6b5d"},
-			"annotations": ann,
+			"labels":          map[string]string{"app": "web", "pod-template-hash": "7d9f8c6b5d"},
+			"annotations":     ann,
 			"ownerReferences": []map[string]any{{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d9f8c6b5d", "controller": true, "uid": "u"}},
 		},
 		"spec": map[string]any{"containers": []map[string]any{{
@@ -134,5 +134,42 @@ func TestIstioReinjectionRewritesFromOriginals(t *testing.T) {
 	}
 	if p := envOf(findContainer(third, IstioProxyName), "ISTIO_KUBE_APP_PROBERS"); p != "" {
 		t.Errorf("with rewriting off the agent still has probers %s", p)
+	}
+}
+
+// TestIstioContainerCacheKeepsPodsApart: one injector, pods that differ only in one thing the
+// cached container facts depend on; each gets its own facts, never the previous pod's.
+func TestIstioContainerCacheKeepsPodsApart(t *testing.T) {
+	in := newInjector(t, nil)
+	variant := func(mutate func(c map[string]any)) []byte {
+		var pod map[string]any
+		_ = json.Unmarshal(probedPod(nil), &pod)
+		c := pod["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)
+		mutate(c)
+		b, _ := json.Marshal(pod)
+		return b
+	}
+	cases := map[string]struct {
+		raw     []byte
+		env     string
+		wantSub string
+	}{
+		"as is": {probedPod(nil), "ISTIO_KUBE_APP_PROBERS", `"port":8080`},
+		"other probe port": {variant(func(c map[string]any) {
+			c["livenessProbe"] = map[string]any{"tcpSocket": map[string]any{"port": 9999}}
+		}), "ISTIO_KUBE_APP_PROBERS", `"port":9999`},
+		"other port protocol": {variant(func(c map[string]any) {
+			c["ports"] = []map[string]any{{"name": "http", "containerPort": 8080, "protocol": "SCTP"}}
+		}), "ISTIO_META_POD_PORTS", `"protocol":"SCTP"`},
+		"other container name": {variant(func(c map[string]any) { c["name"] = "web" }), "ISTIO_META_APP_CONTAINERS", "web"},
+		"rewriting off": {probedPod(map[string]string{AnnRewriteProbers: "false"}), "ISTIO_KUBE_APP_PROBERS", ""},
+	}
+	for _, name := range []string{"as is", "other probe port", "other port protocol", "other container name", "rewriting off", "as is"} {
+		tc := cases[name]
+		pod, _ := injectedPod(t, in, tc.raw)
+		got := envOf(findContainer(pod, IstioProxyName), tc.env)
+		if (tc.wantSub == "" && got != "") || !strings.Contains(got, tc.wantSub) {
+			t.Errorf("%s: %s = %q, want it to contain %q", name, tc.env, got, tc.wantSub)
+		}
 	}
 }

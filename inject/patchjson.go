@@ -45,7 +45,17 @@ func MarshalPatch(ops []jsonpatch.Operation) ([]byte, error) {
 	return append(out, ']'), nil
 }
 
+// appendString appends s as a JSON string. Paths, operations and most values are plain ASCII that
+// needs no escaping, and quoting them directly saves a reflective Marshal and an allocation each; any
+// other string gets encoding/json's escaping (HTML characters included, as before).
 func appendString(out []byte, s string) []byte {
-	b, _ := json.Marshal(s) // a string always marshals
-	return append(out, b...)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s) // a string always marshals
+			return append(out, b...)
+		}
+	}
+	out = append(out, '"')
+	out = append(out, s...)
+	return append(out, '"')
 }

@@ -14,6 +14,7 @@ func TestMarshalPatchMatchesEncodingJSON(t *testing.T) {
 	for name, raw := range map[string][]byte{
 		"plain":     podJSON(nil, nil),
 		"overrides": podJSON(map[string]string{"a/b~c": "x"}, map[string]string{AnnProxyCPU: "1", "k/with~slash": "v\"q"}),
+		"escapes":   podJSON(map[string]string{"über/ö": "x"}, map[string]string{"a<b>&c": "tab\there\x01\\ \u2028 ü <script>", "plain": "ascii only"}),
 	} {
 		t.Run(name, func(t *testing.T) {
 			res, err := in.Inject(Request{Pod: raw, Namespace: enabledNS})
@@ -36,4 +37,24 @@ func TestMarshalPatchMatchesEncodingJSON(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzAppendString: every string, quoted by the fast path or the fallback, decodes to what
+// encoding/json's quoting of it decodes to.
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "/spec/containers/-", "a\"b", "\\", "<&>", "\x00\x1f", "ü", "\u2028", "\xff\xfe"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var got string
+		if err := json.Unmarshal(appendString(nil, s), &got); err != nil {
+			t.Fatalf("appendString(%q) is not a JSON string: %v", s, err)
+		}
+		var want string // encoding/json's meaning, invalid UTF-8 included
+		slow, _ := json.Marshal(s)
+		_ = json.Unmarshal(slow, &want)
+		if got != want {
+			t.Fatalf("appendString(%q) decodes to %q", s, got)
+		}
+	})
 }

@@ -3,7 +3,9 @@ package inject
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Under capture, a kubelet probe to an app port would be redirected into the proxy, and under STRICT
@@ -31,6 +33,74 @@ type prober struct {
 	TCPSocket      json.RawMessage `json:"tcpSocket,omitempty"`
 	GRPC           json.RawMessage `json:"grpc,omitempty"`
 	TimeoutSeconds int32           `json:"timeoutSeconds,omitempty"`
+}
+
+// containerFacts derives the app containers, their ports and the probe rewrites, from a cache on a
+// pod's first pass. A later pass depends on the status record too, and is rare (webhook
+// reinvocation), so it is computed each time.
+func (ip *istioProfile) containerFacts(pod *PodView, ours Status, rewrite bool) containerFacts {
+	if ours.Revision != "" {
+		return deriveContainerFacts(pod, ours, rewrite)
+	}
+	key, ok := containersKey(pod, rewrite)
+	if ok {
+		if cf, hit := ip.containers.get(key); hit {
+			return cf
+		}
+	}
+	cf := deriveContainerFacts(pod, ours, rewrite)
+	if ok {
+		ip.containers.put(key, cf)
+	}
+	return cf
+}
+
+func deriveContainerFacts(pod *PodView, ours Status, rewrite bool) containerFacts {
+	var cf containerFacts
+	var apps []string
+	var ports []containerPort
+	for _, c := range pod.Spec.Containers {
+		if indexOfName(ours.Containers, c.Name) >= 0 {
+			continue
+		}
+		apps = append(apps, c.Name)
+		ports = append(ports, c.Ports...)
+	}
+	cf.appContainers = strings.Join(apps, ",")
+	if len(ports) > 0 {
+		cf.podPorts = string(mustJSON(ports))
+	}
+	var e podEdits
+	cf.probers = rewriteProbes(pod, ours, rewrite, &e)
+	cf.edits, cf.orig = e.probes, e.origProbes
+	return cf
+}
+
+// containersKey is everything deriveContainerFacts reads of a pod on its first pass. ok is false for pods whose
+// key would be large: such pods are rare and would crowd the cache.
+func containersKey(pod *PodView, rewrite bool) (string, bool) {
+	var b strings.Builder
+	if rewrite {
+		b.WriteByte('r')
+	}
+	for _, list := range [][]containerItem{pod.Spec.InitContainers, pod.Spec.Containers} {
+		b.WriteByte(0)
+		for _, c := range list {
+			b.WriteString(c.Name)
+			for _, p := range c.Ports {
+				fmt.Fprintf(&b, "\x01%s:%d/%s", p.Name, p.ContainerPort, p.Protocol)
+			}
+			for _, p := range [][]byte{c.ReadinessProbe, c.LivenessProbe, c.StartupProbe} {
+				b.WriteByte(2)
+				b.Write(p)
+			}
+			b.WriteByte(3)
+			if b.Len() > 8<<10 {
+				return "", false
+			}
+		}
+	}
+	return b.String(), true
 }
 
 // rewriteProbes plans the probe edits of every user container and returns the agent's prober table
