@@ -162,7 +162,7 @@ func TestIstioContainerCacheKeepsPodsApart(t *testing.T) {
 			c["ports"] = []map[string]any{{"name": "http", "containerPort": 8080, "protocol": "SCTP"}}
 		}), "ISTIO_META_POD_PORTS", `"protocol":"SCTP"`},
 		"other container name": {variant(func(c map[string]any) { c["name"] = "web" }), "ISTIO_META_APP_CONTAINERS", "web"},
-		"rewriting off": {probedPod(map[string]string{AnnRewriteProbers: "false"}), "ISTIO_KUBE_APP_PROBERS", ""},
+		"rewriting off":        {probedPod(map[string]string{AnnRewriteProbers: "false"}), "ISTIO_KUBE_APP_PROBERS", ""},
 	}
 	for _, name := range []string{"as is", "other probe port", "other port protocol", "other container name", "rewriting off", "as is"} {
 		tc := cases[name]
