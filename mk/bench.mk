@@ -1,5 +1,5 @@
 # `make bench`: the benchmark suite of package bench (see docs/benchmarks.md). Writes the git-ignored
-# bench-results.json and prints a table with the goals of issue 8. Takes about five minutes.
+# bench-results.json and prints a table with the goals of issues 8 and 12. Takes about five minutes.
 
 # Extra flags for cmd/benchreport, e.g. BENCH_ARGS='-rounds 9 -benchtime 2s'.
 BENCH_ARGS ?=
