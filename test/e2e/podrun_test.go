@@ -8,22 +8,21 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 
-	"golang.org/x/sys/unix"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/meshwarden/meshwarden/test/cluster"
 )
 
 // podNetns is a pod's network namespace and the node's, joined by a veth pair as a CNI plugin would:
@@ -86,57 +85,11 @@ func mustRun(t *testing.T, stdin, name string, args ...string) string {
 	return string(out)
 }
 
-// inNetns runs fn on a thread switched into the named namespace. Sockets keep the namespace they
-// were created in, so a listener or connection made in fn stays there after it returns.
-func inNetns(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open(filepath.Join("/run/netns", ns))
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- err
-			return
-		}
-		ferr := fn()
-		// A thread that cannot go back stays locked and is discarded when the goroutine ends.
-		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- ferr
-	}()
-	return <-errc
-}
-
-// listenIn opens a TCP listener in the namespace.
-func listenIn(ns, addr string) (net.Listener, error) {
-	var ln net.Listener
-	err := inNetns(ns, func() (err error) {
-		ln, err = net.Listen("tcp", addr)
-		return err
-	})
-	return ln, err
-}
-
-// dialIn opens a TCP connection from the namespace.
-func dialIn(ctx context.Context, ns, addr string) (net.Conn, error) {
-	var c net.Conn
-	err := inNetns(ns, func() (err error) {
-		c, err = (&net.Dialer{}).DialContext(ctx, "tcp", addr)
-		return err
-	})
-	return c, err
-}
+// The pod's and node's namespaces are reached with test/cluster's netns helpers.
+var (
+	listenIn = cluster.ListenInNetns
+	dialIn   = cluster.DialInNetns
+)
 
 // containerEnv resolves a container's env as the kubelet does for the fields the downward API
 // offers a pod on this node. An env source this helper does not know fails the test: silently
