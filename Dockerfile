@@ -1,7 +1,10 @@
 # syntax=docker/dockerfile:1
 # Images: `meshwarden` (webhook, guard) and `meshwarden-init` (traffic capture). Build one with
 #   docker build --target meshwarden-init -t meshwarden/meshwarden-init .
-# or run `make images`. Both binaries are static, so the runtime stages carry nothing else.
+# or `make docker-images` for all of them. Without Docker, `make images` builds them as OCI tarballs in
+# bin/images/: the same programs, paths, users and entrypoints (hack/images tests that they agree), on an
+# empty base instead of distroless.
+# Both binaries are static, so the runtime stages carry nothing else.
 
 ARG GO_VERSION=1.26
 
