@@ -32,6 +32,10 @@ func (c *Cluster) apiserverArgs(etcdPort int) []string {
 		"--secure-port=" + strconv.Itoa(c.apiPort),
 		"--tls-cert-file=" + f("apiserver.crt"), "--tls-private-key-file=" + f("apiserver.key"),
 		"--client-ca-file=" + f("ca.crt"),
+		"--kubelet-client-certificate=" + f("apiserver-kubelet-client.crt"),
+		"--kubelet-client-key=" + f("apiserver-kubelet-client.key"),
+		// Reach kubelets by the address they report, not by a name only their own hosts file knows.
+		"--kubelet-preferred-address-types=InternalIP",
 		"--authorization-mode=Node,RBAC",
 		// The defaults (which include MutatingAdmissionWebhook and ValidatingAdmissionWebhook) plus
 		// NodeRestriction, as kubeadm configures a normal cluster.

@@ -45,6 +45,7 @@ type Cluster struct {
 
 	procs     []*process // in start order; Stop walks it backwards
 	apiserver *process
+	realNodes []*RealNode
 }
 
 // Tools lists the binaries Start needs in BinDir.
@@ -214,6 +215,15 @@ func (c *Cluster) writePKI() (err error) {
 	if c.admin, err = c.ca.Client("meshwarden-admin", "system:masters"); err != nil {
 		return err
 	}
+	// The API server's identity towards kubelets (logs, exec): a real node authenticates it by the
+	// cluster CA and asks the API server whether it may act, so anonymous access stays off.
+	kc, err := c.ca.Client(apiserverKubeletClient)
+	if err != nil {
+		return err
+	}
+	if _, _, err := kc.Write(c.dir, "apiserver-kubelet-client"); err != nil {
+		return err
+	}
 	c.rest = &rest.Config{
 		Host:            "https://127.0.0.1:" + strconv.Itoa(c.apiPort),
 		TLSClientConfig: rest.TLSClientConfig{CAData: c.ca.CertPEM, CertData: c.admin.CertPEM, KeyData: c.admin.KeyPEM},
@@ -244,6 +254,11 @@ func (c *Cluster) run(name string, args ...string) (*process, error) {
 // Stop kills every process Start launched, newest first, and removes a temporary run directory.
 // It is safe to call more than once.
 func (c *Cluster) Stop() {
+	// Real nodes first: their kubelets must not outlive the API server they report to by long.
+	for _, n := range c.realNodes {
+		n.Stop()
+	}
+	c.realNodes = nil
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		c.procs[i].stop(3 * time.Second)
 	}
