@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
 	"path"
+	"sort"
 	"strings"
 	"time"
 
@@ -19,7 +21,15 @@ import (
 // New returns im's image for linux/arch around binary, the program's bytes. Every timestamp in it is
 // epoch and nothing else varies, so the same binary always gives the same digest.
 func New(im Image, arch string, binary []byte, epoch time.Time) (v1.Image, error) {
-	layerTar, err := layerTar(im.Path(), binary, epoch)
+	files := []layerFile{{path: im.Path(), data: binary, mode: 0o755}}
+	for _, f := range im.Files {
+		data, err := os.ReadFile(f.Source)
+		if err != nil {
+			return nil, fmt.Errorf("file %s of the image: %w", f.Path, err)
+		}
+		files = append(files, layerFile{path: f.Path, data: data, mode: f.Mode})
+	}
+	layerTar, err := layerTar(files, epoch)
 	if err != nil {
 		return nil, err
 	}
@@ -61,23 +71,38 @@ func New(im Image, arch string, binary []byte, epoch time.Time) (v1.Image, error
 // image's Manifest() differ from its RawManifest() (which omits it), and validate.Image fail.
 type plainLayer struct{ v1.Layer }
 
-// layerTar is the layer's content: the directories down to file, owned by root, then the program,
-// executable by everyone (the image's user is not root for most images).
-func layerTar(file string, binary []byte, epoch time.Time) ([]byte, error) {
+type layerFile struct {
+	path string
+	data []byte
+	mode int64
+}
+
+// layerTar is the layer's content: for each file in path order, the directories down to it (each
+// once), owned by root, then the file, programs executable by everyone (the image's user is not root
+// for most images).
+func layerTar(files []layerFile, epoch time.Time) ([]byte, error) {
+	sort.Slice(files, func(i, j int) bool { return files[i].path < files[j].path })
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	dir := ""
-	for _, elem := range strings.Split(strings.Trim(path.Dir(file), "/"), "/") {
-		dir += elem + "/"
-		if err := tw.WriteHeader(header(dir, tar.TypeDir, 0o755, 0, epoch)); err != nil {
+	written := map[string]bool{}
+	for _, f := range files {
+		dir := ""
+		for _, elem := range strings.Split(strings.Trim(path.Dir(f.path), "/"), "/") {
+			dir += elem + "/"
+			if written[dir] {
+				continue
+			}
+			written[dir] = true
+			if err := tw.WriteHeader(header(dir, tar.TypeDir, 0o755, 0, epoch)); err != nil {
+				return nil, err
+			}
+		}
+		if err := tw.WriteHeader(header(strings.TrimPrefix(f.path, "/"), tar.TypeReg, f.mode, int64(len(f.data)), epoch)); err != nil {
 			return nil, err
 		}
-	}
-	if err := tw.WriteHeader(header(strings.TrimPrefix(file, "/"), tar.TypeReg, 0o755, int64(len(binary)), epoch)); err != nil {
-		return nil, err
-	}
-	if _, err := tw.Write(binary); err != nil {
-		return nil, fmt.Errorf("layer: %w", err)
+		if _, err := tw.Write(f.data); err != nil {
+			return nil, fmt.Errorf("layer: %w", err)
+		}
 	}
 	if err := tw.Close(); err != nil {
 		return nil, err

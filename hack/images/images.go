@@ -42,6 +42,19 @@ type Image struct {
 	Env []string
 	// Test marks an image that only tests use: it is never shipped and has no Dockerfile target.
 	Test bool
+	// Files are more files for the layer, read from disk when the image is built (programs built by
+	// another module, such as pilot-agent, and their data).
+	Files []File
+	// Command is the entrypoint when it is not the image's Go program, e.g. one of Files.
+	Command string
+}
+
+// File is one more file of an image's layer.
+type File struct {
+	// Path is where it lies in the image; Source is the file to copy there.
+	Path, Source string
+	// Mode is its permission bits: 0o755 for programs, 0o644 for data.
+	Mode int64
 }
 
 // All are the images `make images` builds: the shipped ones, then the test ones.
@@ -55,6 +68,9 @@ var All = []Image{
 	// containerd's sandbox image on the tests' real node; the uid is that of registry.k8s.io/pause.
 	{Name: "pause", Package: module + "/test/standin/pause",
 		Repository: TestRegistry + "/pause", Tag: "dev", User: "65535:65535", Test: true},
+	// The workload of the real node's end-to-end tests: HTTP on :8080.
+	{Name: "meshwarden-test-app", Package: module + "/test/standin/app",
+		Repository: TestRegistry + "/meshwarden-test-app", Tag: "dev", User: "65532:65532", Test: true},
 	// Envoy's stand-in at Envoy's path, where pilot-agent starts Envoy, and as the entrypoint, since the
 	// envoy profile's proxy container gives only args. Its uid is the proxy's (1337), and its report
 	// goes to /tmp because the proxy container's root filesystem is read-only, with an emptyDir at /tmp.
@@ -70,7 +86,12 @@ func (im Image) Binary() string { return path.Base(im.Package) }
 func (im Image) Path() string { return path.Join(BinDir, im.Binary()) }
 
 // Entrypoint is the program alone, so that a pod's args (the envoy profile gives only args) go to it.
-func (im Image) Entrypoint() []string { return []string{im.Path()} }
+func (im Image) Entrypoint() []string {
+	if im.Command != "" {
+		return []string{im.Command}
+	}
+	return []string{im.Path()}
+}
 
 // Ref is the image's tagged reference.
 func (im Image) Ref() string { return im.Repository + ":" + im.Tag }

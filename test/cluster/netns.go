@@ -14,6 +14,11 @@ import (
 // keep the namespace they were created in, so a listener or connection made in fn stays there after
 // fn returns. A thread that cannot switch back stays locked and is discarded with its goroutine.
 func InNetns(ns string, fn func() error) error {
+	return InNetnsPath(filepath.Join("/run/netns", ns), fn)
+}
+
+// InNetnsPath is InNetns for a namespace given by path, such as /proc/<pid>/ns/net of a pod's process.
+func InNetnsPath(nsPath string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -23,7 +28,7 @@ func InNetns(ns string, fn func() error) error {
 			return
 		}
 		defer orig.Close()
-		target, err := os.Open(filepath.Join("/run/netns", ns))
+		target, err := os.Open(nsPath)
 		if err != nil {
 			errc <- err
 			return

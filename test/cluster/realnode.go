@@ -74,7 +74,7 @@ type RealNode struct {
 	containerd *process
 	kubelet    *process
 	cgroupRoot string
-	fwd        net.Listener
+	fwds       []net.Listener
 	sock       string
 }
 
@@ -194,12 +194,22 @@ func ipRun(stdin string, args ...string) error {
 // forwardAPIServer listens on the namespace's 127.0.0.1 at the API server's port and carries each
 // connection to the API server on the host's loopback, so the admin kubeconfig works inside too.
 func (n *RealNode) forwardAPIServer() error {
-	ln, err := ListenInNetns(n.netns, "127.0.0.1:"+strconv.Itoa(n.c.apiPort))
+	addr := "127.0.0.1:" + strconv.Itoa(n.c.apiPort)
+	return n.Forward(addr, addr)
+}
+
+// IP is the node's address, in its network namespace; pods reach it through their default route.
+func (n *RealNode) IP() string { return realNodeIP }
+
+// Forward listens on addr inside the node's network namespace and carries each connection to target
+// on the host's loopback: how the node and its pods reach a server of the test (istiod, say) without
+// that server leaving the host's loopback. It stops with the node.
+func (n *RealNode) Forward(addr, target string) error {
+	ln, err := ListenInNetns(n.netns, addr)
 	if err != nil {
-		return fmt.Errorf("API server forwarder in %s: %w", n.netns, err)
+		return fmt.Errorf("forwarder on %s in %s: %w", addr, n.netns, err)
 	}
-	n.fwd = ln
-	target := "127.0.0.1:" + strconv.Itoa(n.c.apiPort)
+	n.fwds = append(n.fwds, ln)
 	go func() {
 		for {
 			conn, err := ln.Accept()
@@ -281,16 +291,16 @@ func (n *RealNode) exec(ctx context.Context, path string, args ...string) (strin
 	return string(out), err
 }
 
-// v1 cgroup hierarchies here are mounted one controller each; the kubelet requires its cgroup root
-// to exist in every one it uses.
+// cgroupDirs are the node's cgroup root in every hierarchy: the v1 ones, mounted one controller
+// each here (the kubelet requires its root in every one it uses), and the v2 one of a hybrid layout
+// (/sys/fs/cgroup/unified), where the kubelet and runc create cgroups too.
 func (n *RealNode) cgroupDirs() []string {
 	dirs, _ := filepath.Glob("/sys/fs/cgroup/*")
 	var out []string
 	for _, d := range dirs {
-		if filepath.Base(d) == "unified" { // v2, empty beside the v1 hierarchies here
-			continue
+		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+			out = append(out, filepath.Join(d, n.cgroupRoot))
 		}
-		out = append(out, filepath.Join(d, n.cgroupRoot))
 	}
 	return out
 }
@@ -382,9 +392,10 @@ func (n *RealNode) Stop() {
 		n.holder.stop(2 * time.Second) // the mount namespace and its mounts go with its last process
 		n.holder = nil
 	}
-	if n.fwd != nil {
-		n.fwd.Close()
+	for _, ln := range n.fwds {
+		ln.Close()
 	}
+	n.fwds = nil
 	_ = exec.Command("ip", "netns", "del", n.netns).Run()
 	n.removeCgroups()
 }

@@ -35,21 +35,10 @@ import (
 func TestIstioMeshPod(t *testing.T) {
 	ctx, ns := setup(t, enabled)
 	requireRoot(t, "ip", "nft", "unshare", "setpriv", "mount")
-	if missing := cluster.MissingIstioTools(env.BinDir()); len(missing) > 0 {
-		msg := fmt.Sprintf("istio tools missing from %s: %v; run `make istio-tools` (make test does)", env.BinDir(), missing)
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	bins := buildPodPrograms(ctx, t)
-	istiod, err := cluster.StartIstiod(ctx, env, cluster.IstiodOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(istiod.Stop)
+	istiod := suiteIstiod(t)
 
 	host := "sample." + ns + ".svc.cluster.local"
 	if out, stderr, err := env.KubectlInput(ctx, meshApp(ns), "apply", "-f", "-"); err != nil {
