@@ -11,6 +11,13 @@ NODE_TOOLS_MISSING := $(strip $(foreach b,$(NODE_TOOLS_BINS),$(if $(wildcard $(B
 # containerd's snapshotters that need cgo or kernel features this machine lacks are left out.
 CONTAINERD_TAGS := no_btrfs no_devmapper no_zfs no_aufs
 
+# Stamp the kubelet's version as release builds do; unstamped it reports v0.0.0-master+$Format:%H$.
+KUBELET_VERSION = $(shell cd $(NODE_K8S_DIR) && $(GO) list -m -f '{{.Version}}' k8s.io/kubernetes)
+KUBELET_LDFLAGS = -s -w -X k8s.io/component-base/version.gitVersion=$(KUBELET_VERSION) \
+  -X k8s.io/component-base/version.gitMajor=$(word 1,$(subst ., ,$(patsubst v%,%,$(KUBELET_VERSION)))) \
+  -X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(KUBELET_VERSION))) \
+  -X k8s.io/component-base/version.gitTreeState=clean
+
 APT_PACKAGES += runc containernetworking-plugins
 TEST_PREREQS += node-tools
 
@@ -20,7 +27,7 @@ node-tools: $(NODE_TOOLS_STAMP) ## Build kubelet, containerd, ctr and the runc s
 $(NODE_TOOLS_STAMP): $(NODE_TOOLS_MODFILES) $(CURDIR)/mk/node.mk $(if $(NODE_TOOLS_MISSING),node-tools-force)
 	@mkdir -p $(BIN)
 	@echo "building kubelet and containerd into bin/ (first time: about 7 minutes)"
-	cd $(NODE_K8S_DIR) && $(GO) build $(TOOLS_GOFLAGS) -o $(BIN)/ k8s.io/kubernetes/cmd/kubelet
+	cd $(NODE_K8S_DIR) && $(GO) build -trimpath -ldflags='$(KUBELET_LDFLAGS)' -o $(BIN)/ k8s.io/kubernetes/cmd/kubelet
 	cd $(NODE_TOOLS_DIR) && CGO_ENABLED=0 $(GO) build $(TOOLS_GOFLAGS) -tags '$(CONTAINERD_TAGS)' -o $(BIN)/ \
 	  github.com/containerd/containerd/v2/cmd/containerd github.com/containerd/containerd/v2/cmd/ctr \
 	  github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2

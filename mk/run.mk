@@ -3,8 +3,10 @@
 
 # Extra flags for test/devcluster, e.g. RUN_ARGS='--webhook=false' or '--failure-policy=Ignore --nodes=3'.
 RUN_ARGS ?=
+# NODE=real adds a real node (kubelet, containerd, runc) beside the kwok node: root only.
+NODE ?= kwok
 
 .PHONY: run
-run: tools istio-tools ## Start etcd, kube-apiserver, controllers, kwok, istiod and meshwarden locally; Ctrl-C stops all.
+run: tools istio-tools $(if $(filter real,$(NODE)),deps node-tools) ## Start the control plane, kwok (NODE=real: a real node too), istiod and meshwarden locally; Ctrl-C stops all.
 	$(GO) build -o $(BIN)/devcluster ./test/devcluster
-	@exec $(BIN)/devcluster $(RUN_ARGS)
+	@exec $(BIN)/devcluster --node=$(NODE) $(RUN_ARGS)

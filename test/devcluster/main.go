@@ -8,9 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -20,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/meshwarden/meshwarden/hack/images"
 	"github.com/meshwarden/meshwarden/test/cluster"
 )
 
@@ -49,6 +52,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	policy := fs.String("failure-policy", "Fail", "failurePolicy of the injection webhook: Fail or Ignore")
 	serveArgs := fs.String("serve-args", "", "extra flags for `meshwarden serve`, space-separated")
 	istiod := fs.Bool("istiod", true, "run istiod (built by make istio-tools) beside meshwarden: xDS, the CA and istio-ca-root-cert")
+	node := fs.String("node", "kwok", "kwok: fake nodes only; real: also a real node (kubelet, containerd, runc; root, make node-tools)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -67,16 +71,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := c.InstallIstioCRDs(ctx); err != nil {
 		return err
 	}
+	var is *cluster.Istiod
 	if *istiod {
 		if missing := cluster.MissingIstioTools(c.BinDir()); len(missing) > 0 {
 			return fmt.Errorf("istiod's binaries are missing from %s (%v): run make istio-tools, or make run RUN_ARGS=--istiod=false", c.BinDir(), missing)
 		}
 		logf("starting istiod")
-		is, err := cluster.StartIstiod(ctx, c, cluster.IstiodOptions{})
-		if err != nil {
+		if is, err = cluster.StartIstiod(ctx, c, cluster.IstiodOptions{}); err != nil {
 			return err
 		}
 		logf("istiod serves xDS and the CA on %s (log: %s)", is.SecureGRPCAddr(), is.LogFile())
+	}
+	switch *node {
+	case "kwok":
+	case "real":
+		if err := startRealNode(ctx, c, is, logf); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("--node=%s: want kwok or real", *node)
 	}
 	if *webhook {
 		if err := startMeshwarden(ctx, c, admissionv1.FailurePolicyType(*policy), strings.Fields(*serveArgs), logf); err != nil {
@@ -86,7 +99,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		logf("--webhook=false: meshwarden is not running, pods are not injected")
 	}
 	logf("ready in %s", time.Since(start).Round(time.Second))
-	printUsage(stdout, c, root)
+	printUsage(stdout, c, root, *node == "real")
 	<-ctx.Done()
 	return nil
 }
@@ -130,7 +143,39 @@ func supervise(ctx context.Context, m *cluster.Meshwarden, logf func(string, ...
 	}
 }
 
-func printUsage(w io.Writer, c *cluster.Cluster, root string) {
+// startRealNode builds the node's images (make images' builder), starts the real node beside the kwok
+// node, and forwards istiod's port on the node to the local istiod, for pods that resolve istiod's
+// name to the node (examples/real-node).
+func startRealNode(ctx context.Context, c *cluster.Cluster, is *cluster.Istiod, logf func(string, ...any)) error {
+	if missing := cluster.MissingNodeTools(c.BinDir()); len(missing) > 0 {
+		return fmt.Errorf("--node=real needs %v: run make run NODE=real as root (it builds node-tools)", missing)
+	}
+	logf("building the real node's images")
+	res, err := images.Build(ctx, images.Options{Arch: runtime.GOARCH, Epoch: time.Unix(0, 0).UTC(), OutDir: filepath.Join(c.BinDir(), "images")},
+		images.NodeImages(c.BinDir())...)
+	if err != nil {
+		return err
+	}
+	var tarballs []string
+	pause := ""
+	for _, r := range res {
+		tarballs = append(tarballs, r.Path)
+		logf("image %s %s", r.Image.Ref(), r.Digest)
+		if r.Image.Name == "pause" {
+			pause = r.Image.Ref()
+		}
+	}
+	n, err := c.StartRealNode(ctx, cluster.RealNodeOptions{Images: tarballs, PauseImage: pause})
+	if err != nil {
+		return err
+	}
+	if is != nil {
+		return n.Forward(net.JoinHostPort(n.IP(), "15012"), is.SecureGRPCAddr())
+	}
+	return nil
+}
+
+func printUsage(w io.Writer, c *cluster.Cluster, root string, realNode bool) {
 	examples, _ := filepath.Rel(mustGetwd(), filepath.Join(root, "examples"))
 	fmt.Fprintf(w, `
 The meshwarden dev cluster is running (logs: %[1]s/*.log). In another shell:
@@ -146,6 +191,14 @@ The meshwarden dev cluster is running (logs: %[1]s/*.log). In another shell:
 
 Press Ctrl-C to stop everything.
 `, c.Dir(), c.Kubeconfig(), c.BinDir(), examples)
+	if realNode {
+		fmt.Fprintf(w, `
+A real node runs beside the kwok node (taint %[1]s, label %[2]s=%[3]s): its pods really run.
+
+  kubectl apply -f %[4]s/real-node    # 2 pods of a Deployment on the real node, injected
+  kubectl -n demo-real get pods -o wide       # 2/2 Running: meshwarden-init ran, istio-proxy started
+`, cluster.RealNodeTaint, cluster.RealNodeLabel, cluster.RealNodeValue, examples)
+	}
 }
 
 func mustGetwd() string {

@@ -27,23 +27,6 @@ import (
 	"github.com/meshwarden/meshwarden/test/cluster"
 )
 
-// testIstioProxy is the istio profile's proxy for the real node, a TEST IMAGE: Istio's pilot-agent
-// (built by make istio-tools) with Envoy's bootstrap template, as in Istio's proxyv2 image, and
-// test/standin/envoy at Envoy's path, because Envoy itself cannot be built or pulled here.
-func testIstioProxy(binDir string) images.Image {
-	return images.Image{
-		Name: "meshwarden-test-istio-proxy", Package: "github.com/meshwarden/meshwarden/test/standin/envoy",
-		Repository: images.TestRegistry + "/meshwarden-test-istio-proxy", Tag: "dev", User: "1337:1337", Test: true,
-		Command: "/usr/local/bin/pilot-agent",
-		// The root filesystem is read-only; the agent's istio-envoy volume is writable.
-		Env: []string{"MESHWARDEN_STANDIN_REPORT=/etc/istio/proxy/envoy-standin-report.json"},
-		Files: []images.File{
-			{Path: "/usr/local/bin/pilot-agent", Source: filepath.Join(binDir, "pilot-agent"), Mode: 0o755},
-			{Path: "/var/lib/istio/envoy/envoy_bootstrap_tmpl.json", Source: filepath.Join(binDir, "istio", "envoy_bootstrap_tmpl.json"), Mode: 0o644},
-		},
-	}
-}
-
 // realNodeEnv is the suite's real node, started by the first test that needs it.
 var realNodeEnv struct {
 	once   sync.Once
@@ -66,13 +49,8 @@ func realNode(t *testing.T) (*cluster.RealNode, map[string]string) {
 	realNodeEnv.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		var want []images.Image
-		for _, name := range []string{"meshwarden-init", "pause", "meshwarden-test-app"} {
-			im, _ := images.Lookup(name)
-			want = append(want, im)
-		}
-		want = append(want, testIstioProxy(env.BinDir()))
-		res, err := images.Build(ctx, images.Options{Arch: runtime.GOARCH, Epoch: time.Unix(0, 0).UTC(), OutDir: filepath.Join(env.Dir(), "images")}, want...)
+		res, err := images.Build(ctx, images.Options{Arch: runtime.GOARCH, Epoch: time.Unix(0, 0).UTC(), OutDir: filepath.Join(env.Dir(), "images")},
+			images.NodeImages(env.BinDir())...)
 		if err != nil {
 			realNodeEnv.err = err
 			return
