@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -59,6 +60,13 @@ func (in *Injection) validate(p *field.Path) field.ErrorList {
 	switch in.Profile {
 	case ProfileIstio:
 		errs = append(errs, in.Istio.validate(p.Child("istio"))...)
+		if in.Interception == "TPROXY" {
+			errs = append(errs, field.NotSupported(p.Child("interceptionMode"), in.Interception, []string{"REDIRECT", "NONE"}))
+		}
+		if h, ok := in.Istio.ProxyConfig["holdApplicationUntilProxyStarts"]; ok && in.HoldApp && h == false {
+			errs = append(errs, field.Invalid(p.Child("holdApplicationUntilProxyStarts"), true,
+				"contradicts injection.istio.proxyConfig.holdApplicationUntilProxyStarts: false; keep one of the two"))
+		}
 		if in.XDSAddress != "" {
 			errs = append(errs, field.Forbidden(p.Child("xdsAddress"), "only the envoy profile uses it; with the istio profile set injection.istio.discoveryAddress (istiod's host:port)"))
 		}
@@ -104,8 +112,15 @@ func (is *IstioProfile) validate(p *field.Path) field.ErrorList {
 			errs = append(errs, field.Invalid(p.Child(f.name), f.v, "must be a non-empty name without spaces, quotes or slashes, such as cluster.local"))
 		}
 	}
-	if _, err := proxyconfig.FromMap(is.ProxyConfig); err != nil {
-		errs = append(errs, field.Invalid(p.Child("proxyConfig"), "", err.Error()+"; see Istio's ProxyConfig reference"))
+	if pc, err := proxyconfig.FromMap(is.ProxyConfig); err != nil {
+		fp := p.Child("proxyConfig")
+		var pe *proxyconfig.Error
+		if errors.As(err, &pe) && pe.Field != "" {
+			fp = fp.Child(pe.Field)
+		}
+		errs = append(errs, field.Invalid(fp, field.OmitValueType{}, err.Error()+"; see Istio's ProxyConfig reference"))
+	} else {
+		errs = append(errs, proxyconfig.Check(p.Child("proxyConfig"), pc)...)
 	}
 	if is.ProxyImage == "" {
 		errs = append(errs, field.Required(p.Child("proxyImage"), "an Istio proxy image such as "+DefaultIstioProxyImage))

@@ -13,6 +13,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/meshwarden/meshwarden/didyoumean"
 )
 
 // Error is a ProxyConfig that does not decode. Field is set when one field is to blame.
@@ -67,8 +69,50 @@ func Merge(base, overlay map[string]json.RawMessage) (string, error) {
 	for k, v := range overlay {
 		out[k] = v
 	}
+	// As istiod's own injector does (mesh.MergeProxyConfig), proxyMetadata merges key by key: a pod
+	// that adds one variable keeps the mesh-wide ones.
+	if b, o := base[metadataField], overlay[metadataField]; b != nil && o != nil {
+		var bm, om map[string]string
+		if err := json.Unmarshal(b, &bm); err != nil {
+			return "", err
+		}
+		if err := json.Unmarshal(o, &om); err != nil {
+			return "", err
+		}
+		for k, v := range om {
+			if bm == nil {
+				bm = map[string]string{}
+			}
+			bm[k] = v
+		}
+		merged, err := json.Marshal(bm)
+		if err != nil {
+			return "", err
+		}
+		out[metadataField] = merged
+	}
 	b, err := json.Marshal(out) // encoding/json sorts map keys
 	return string(b), err
+}
+
+const metadataField = "proxyMetadata"
+
+// Metadata is the proxyMetadata of a merged ProxyConfig (Merge's output), sorted by name. istiod's
+// injector gives each entry to the proxy as an environment variable as well: pilot-agent reads many
+// of its switches (ISTIO_META_DNS_CAPTURE, say) from its environment when it starts.
+func Metadata(merged string) ([][2]string, error) {
+	var pc struct {
+		M map[string]string `json:"proxyMetadata"`
+	}
+	if err := json.Unmarshal([]byte(merged), &pc); err != nil {
+		return nil, err
+	}
+	out := make([][2]string, 0, len(pc.M))
+	for k, v := range pc.M {
+		out = append(out, [2]string{k, v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i][0] < out[j][0] })
+	return out, nil
 }
 
 // FromMap turns the config file's proxyConfig (already decoded from YAML) into fields, validating it.
@@ -104,7 +148,11 @@ var (
 func decodeError(err error) error {
 	msg := noise.ReplaceAllString(err.Error(), "")
 	if m := unknownField.FindStringSubmatch(msg); m != nil {
-		return &Error{Field: m[1], Unknown: true, msg: fmt.Sprintf("unknown ProxyConfig field %q", m[1])}
+		msg := fmt.Sprintf("unknown ProxyConfig field %q", m[1])
+		if s := didyoumean.Closest(m[1], FieldNames()); s != "" {
+			msg += fmt.Sprintf("; did you mean %q?", s)
+		}
+		return &Error{Field: m[1], Unknown: true, msg: msg}
 	}
 	e := &Error{msg: "not a valid ProxyConfig: " + msg}
 	if m := badField.FindStringSubmatch(msg); m != nil && m[1] != "" {

@@ -57,12 +57,14 @@ func TestParse(t *testing.T) {
 	}
 }
 
-func TestMergeReplacesWholeFields(t *testing.T) {
+// TestMergeReplacesFieldsAndMergesMetadata: a field the overlay sets replaces the base one, except
+// proxyMetadata, which merges key by key as in istiod (the overlay wins on a shared key).
+func TestMergeReplacesFieldsAndMergesMetadata(t *testing.T) {
 	base, err := Parse([]byte(`{"discoveryAddress":"istiod.istio-system.svc:15012","proxyMetadata":{"A":"1","B":"2"}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	over, err := Parse([]byte("proxyMetadata: {C: \"3\"}\n"))
+	over, err := Parse([]byte("proxyMetadata: {B: \"two\", C: \"3\"}\ndiscoveryAddress: istiod-canary.istio-system.svc:15012\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +72,7 @@ func TestMergeReplacesWholeFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"discoveryAddress":"istiod.istio-system.svc:15012","proxyMetadata":{"C":"3"}}`
+	want := `{"discoveryAddress":"istiod-canary.istio-system.svc:15012","proxyMetadata":{"A":"1","B":"two","C":"3"}}`
 	if got != want {
 		t.Fatalf("Merge = %s, want %s", got, want)
 	}
@@ -86,5 +88,18 @@ func TestFieldNames(t *testing.T) {
 		if !found {
 			t.Errorf("FieldNames lacks %q", want)
 		}
+	}
+}
+
+func TestMetadataIsSortedByName(t *testing.T) {
+	got, err := Metadata(`{"concurrency":2,"proxyMetadata":{"B":"2","A":"1"}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0] != [2]string{"A", "1"} || got[1] != [2]string{"B", "2"} {
+		t.Fatalf("Metadata = %v", got)
+	}
+	if got, _ := Metadata(`{"concurrency":2}`); len(got) != 0 {
+		t.Fatalf("Metadata without proxyMetadata = %v", got)
 	}
 }

@@ -1,0 +1,46 @@
+// Package didyoumean picks the likely intended name for a misspelt key, for messages such as
+// `unknown field "x"; did you mean "y"?`. The guard keeps its own rule (guard/suggest.go): it
+// suggests names of objects in the cluster, where a case difference is a different object.
+package didyoumean
+
+import "strings"
+
+// Closest returns the candidate nearest to s when it is near enough to be a likely typo: the same
+// key in another case, or within three edits (or a quarter of s's length, for long keys).
+// Its cost is linear in the number of candidates, each compared in O(len(s)·len(candidate)).
+func Closest(s string, candidates []string) string {
+	best, bestD := "", 1<<30
+	ls := strings.ToLower(s)
+	for _, c := range candidates {
+		if strings.EqualFold(s, c) {
+			return c
+		}
+		if d := levenshtein(ls, strings.ToLower(c)); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	if bestD <= 3 || bestD*4 <= len(s) {
+		return best
+	}
+	return ""
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
