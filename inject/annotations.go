@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/meshwarden/meshwarden/didyoumean"
 )
 
 // Annotation and label keys. Every key in a meshwarden domain must be one of these; anything else is
@@ -135,47 +137,10 @@ func knownKeys() []string {
 }
 
 func unknownKeyMessage(key string) string {
-	if s := closest(key, knownKeys()); s != "" {
+	if s := didyoumean.Closest(key, knownKeys()); s != "" {
 		return fmt.Sprintf("unknown meshwarden annotation; did you mean %q?", s)
 	}
 	return "unknown meshwarden annotation; see the README for the supported sidecar.meshwarden.io, traffic.meshwarden.io and inject.meshwarden.io keys"
-}
-
-// closest returns the candidate nearest to s when it is near enough to be a likely typo.
-func closest(s string, candidates []string) string {
-	best, bestD := "", 1<<30
-	for _, c := range candidates {
-		if strings.EqualFold(s, c) {
-			return c
-		}
-		if d := levenshtein(strings.ToLower(s), strings.ToLower(c)); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	if bestD <= 3 || bestD*4 <= len(s) {
-		return best
-	}
-	return ""
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // shorten keeps denial messages readable when a value is huge; the user still sees where it starts.

@@ -122,9 +122,15 @@ func (in *Injector) Inject(req Request) (Result, error) {
 	if in.istio != nil {
 		var ierrs field.ErrorList
 		s.facts, edits, ierrs = in.istio.facts(pod, req.Namespace, status, ov)
+		if ov.HoldApplication == nil && s.facts.hold != "" {
+			s.hold = s.facts.hold == "true" // Istio's own setting, from the pod's or the config's ProxyConfig
+		}
 		if ov.StatusPort != 0 {
 			ierrs = append(ierrs, field.Forbidden(annotationsPath.Key(AnnStatusPort),
-				"the istio profile's ports are Istio's (15020 for the agent, 15021 for health); set statusPort in proxy.istio.io/config instead"))
+				"applies to the envoy profile; the istio profile's ports are Istio's (15020 for the agent, 15021 for health)"))
+		}
+		if s.interception == "TPROXY" {
+			ierrs = append(ierrs, field.NotSupported(annotationsPath.Key(AnnInterception), s.interception, []string{"REDIRECT", "NONE"}))
 		}
 		errs = append(errs, ierrs...)
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/meshwarden/meshwarden/config"
@@ -40,6 +41,8 @@ type podFacts struct {
 	workloadName, owner              string
 	canonicalName, canonicalRevision string
 	probers, prometheus              string
+	// hold is ProxyConfig's holdApplicationUntilProxyStarts ("true", "false", or "" when unset).
+	hold string
 }
 
 // cacheable is false for facts so large (a pod with hundreds of probes or ports) that keeping their
@@ -76,6 +79,8 @@ type istioProfile struct {
 	containers *boundedCache[string, containerFacts]
 	// merged caches PROXY_CONFIG by discovery address for pods without proxy.istio.io/config.
 	merged *boundedCache[string, string]
+	// hold is the config's proxyConfig.holdApplicationUntilProxyStarts, as podFacts.hold.
+	hold string
 }
 
 // containerFacts are the facts and edits that depend on the pod's containers alone.
@@ -91,7 +96,7 @@ func newIstioProfile(c config.IstioProfile) (*istioProfile, error) {
 		return nil, err
 	}
 	return &istioProfile{cfg: c, proxyConfig: pc, containers: newBoundedCache[string, containerFacts](maxCache),
-		merged: newBoundedCache[string, string](64)}, nil
+		merged: newBoundedCache[string, string](64), hold: string(pc[holdField])}, nil
 }
 
 // facts derives the pod's facts and edits. Problems with the pod's Istio annotations are returned
@@ -101,13 +106,32 @@ func (ip *istioProfile) facts(pod *PodView, ns Namespace, st *Status, ov Overrid
 	var errs field.ErrorList
 	ours := statusOrEmpty(st)
 
+	if rev, _ := revisionOf(pod, ns); rev != "" && len(validation.IsDNS1123Label(rev)) > 0 {
+		errs = append(errs, field.Invalid(labelsPath.Key(LabelIstioRev), shorten(rev),
+			"must be an istiod revision name (a DNS label such as canary or 1-31): the proxy connects to istiod-<revision>"))
+	}
+	// Settings pilot-agent would take from the pod's own annotations, which meshwarden's rendering
+	// could not follow: refused, naming where the setting lives instead.
+	for _, u := range unsupportedIstioAnnotations {
+		if _, ok := pod.annotations[u.key]; ok {
+			errs = append(errs, field.Forbidden(annotationsPath.Key(u.key), u.instead))
+		}
+	}
 	f.discovery = ip.discoveryAddress(pod, ns)
 	if v, ok := pod.annotations[AnnProxyConfig]; ok {
 		overlay, err := proxyconfig.Parse([]byte(v))
 		if err != nil {
 			errs = append(errs, field.Invalid(annotationsPath.Key(AnnProxyConfig), shorten(v), proxyConfigMessage(err)))
 		}
+		errs = append(errs, proxyconfig.Check(annotationsPath.Key(AnnProxyConfig), overlay)...)
 		f.proxyConfig, _ = proxyconfig.Merge(ip.baseProxyConfig(f.discovery), overlay)
+		if h, ok := overlay[holdField]; ok {
+			f.hold = string(h)
+			if ov.HoldApplication != nil && strconv.FormatBool(*ov.HoldApplication) != f.hold {
+				errs = append(errs, field.Invalid(annotationsPath.Key(AnnHoldApplication), strconv.FormatBool(*ov.HoldApplication),
+					"contradicts holdApplicationUntilProxyStarts: "+f.hold+" in "+AnnProxyConfig+"; keep one of the two"))
+			}
+		}
 	} else if pc, ok := ip.merged.get(f.discovery); ok {
 		f.proxyConfig = pc
 	} else {
@@ -115,18 +139,25 @@ func (ip *istioProfile) facts(pod *PodView, ns Namespace, st *Status, ov Overrid
 		ip.merged.put(f.discovery, f.proxyConfig)
 	}
 
+	if f.hold == "" {
+		f.hold = ip.hold
+	}
+
 	var e podEdits
 	rewrite, err := ip.rewriteEnabled(pod.annotations, ov)
 	if err != nil {
 		errs = append(errs, err)
 	}
-	cf := ip.containerFacts(pod, ours, rewrite)
+	cf := ip.containerFacts(pod, st, rewrite)
 	f.appContainers, f.podPorts, f.probers = cf.appContainers, cf.podPorts, cf.probers
 	// Shared with the cache, read-only: the plan only reads them, and a capped slice cannot be appended into.
 	e.probes, e.origProbes = cf.edits[:len(cf.edits):len(cf.edits)], cf.orig
 
 	name, kind, apiVersion := workloadOf(pod)
 	f.workloadName = name
+	if wn := pod.labels["service.istio.io/workload-name"]; wn != "" {
+		f.workloadName = wn // istiod's telemetry name for the workload, when the user gives one
+	}
 	if name != "" {
 		f.owner = "kubernetes://apis/" + apiVersion + "/namespaces/" + ns.Name + "/" + strings.ToLower(kind) + "s/" + name
 	}
@@ -153,10 +184,7 @@ func (ip *istioProfile) discoveryAddress(pod *PodView, ns Namespace) string {
 	if ip.cfg.DiscoveryAddress != "" {
 		return ip.cfg.DiscoveryAddress
 	}
-	rev := pod.labels[LabelIstioRev]
-	if rev == "" {
-		rev = ns.Labels[LabelIstioRev]
-	}
+	rev, _ := revisionOf(pod, ns)
 	svc := "istiod"
 	if rev != "" && rev != "default" {
 		svc += "-" + rev
@@ -195,6 +223,9 @@ func (ip *istioProfile) prometheus(ann map[string]string, ours Status, e *podEdi
 	ourRewrite := cur[annPromPort] == agentPort && cur[annPromPath] == promPath && cur[annPromScrape] == "true"
 	if ourRewrite && ours.Revision != "" {
 		orig = ours.Prometheus // what the user had before the earlier pass, possibly nothing
+	} else if cur[annPromPort] == agentPort {
+		// Already scraped through the agent (a manifest copied from an Istio pod): left as it is.
+		return "", nil
 	}
 	merge := *ip.cfg.PrometheusMerge
 	if v, ok := ann[AnnIstioPromMerge]; ok {
@@ -216,7 +247,7 @@ func (ip *istioProfile) prometheus(ann map[string]string, ours Status, e *podEdi
 			}
 			if agentPorts[n] {
 				return "", field.ErrorList{field.Invalid(annotationsPath.Key(annPromPort), p,
-					"is one of the proxy's own ports (15000, 15001, 15006, 15020, 15021, 15090); the agent already serves the proxy's metrics merged on 15020")}
+					"is one of the proxy's own ports ("+agentPortList+"); the agent already serves the proxy's metrics merged on 15020")}
 			}
 		}
 		want = map[string]string{annPromScrape: "true", annPromPort: agentPort, annPromPath: promPath}
@@ -249,8 +280,32 @@ func (ip *istioProfile) prometheus(ann map[string]string, ours Status, e *podEdi
 	return string(b), nil
 }
 
-// agentPorts are every port the istio proxy and agent listen on: none can be the app's metrics port.
-var agentPorts = map[int]bool{AdminPort: true, OutboundPort: true, InboundPort: true, AgentPort: true, 15021: true, PromPort: true}
+// agentPorts are every port the istio proxy and agent listen on or reserve (pilot-agent refuses to
+// scrape them and exits): none can be the app's metrics port.
+var agentPorts = map[int]bool{AdminPort: true, OutboundPort: true, 15004: true, InboundPort: true, 15008: true,
+	AgentPort: true, 15021: true, 15053: true, PromPort: true}
+
+// agentPortList is agentPorts for messages, in order.
+const agentPortList = "15000, 15001, 15004, 15006, 15008, 15020, 15021, 15053, 15090"
+
+// unsupportedIstioAnnotations are Istio annotations that pilot-agent reads from the pod and that
+// would contradict what meshwarden rendered (probe and metrics ports, istiod's address).
+// A slice, not a map, so that the denial lists them in the same order every time.
+var unsupportedIstioAnnotations = []struct{ key, instead string }{
+	{"status.sidecar.istio.io/port", "the istio profile's agent listens on 15020 (probes and metrics are sent there); it cannot be moved"},
+	{"sidecar.istio.io/discoveryAddress", "set the label istio.io/rev to pick an istiod revision, or injection.istio.discoveryAddress in meshwarden's config"},
+}
+
+const holdField = "holdApplicationUntilProxyStarts"
+
+// revisionOf is the istiod revision the pod asks for: its istio.io/rev label, else its namespace's.
+func revisionOf(pod *PodView, ns Namespace) (string, bool) {
+	if rev, ok := pod.labels[LabelIstioRev]; ok {
+		return rev, true
+	}
+	rev, ok := ns.Labels[LabelIstioRev]
+	return rev, ok
+}
 
 // workloadOf names the workload that owns the pod, the way istiod labels its telemetry: a
 // ReplicaSet made by a Deployment is reported as the Deployment, a Job made by a CronJob as the
@@ -326,9 +381,7 @@ func mergeRaw(a, b map[string]json.RawMessage) map[string]json.RawMessage {
 
 func proxyConfigMessage(err error) string {
 	if pe, ok := err.(*proxyconfig.Error); ok && pe.Unknown {
-		if s := closest(pe.Field, proxyconfig.FieldNames()); s != "" {
-			return pe.Error() + `; did you mean "` + s + `"?`
-		}
+		return pe.Error() // it names the field and, when one is near, the field meant
 	}
 	return err.Error() + "; see Istio's ProxyConfig reference"
 }

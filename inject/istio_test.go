@@ -2,12 +2,16 @@ package inject
 
 import (
 	"encoding/json"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/meshwarden/meshwarden/config"
 )
 
 // probedPod is a Deployment's pod with a named-port httpGet readiness probe, a tcpSocket liveness
@@ -171,5 +175,199 @@ func TestIstioContainerCacheKeepsPodsApart(t *testing.T) {
 		if (tc.wantSub == "" && got != "") || !strings.Contains(got, tc.wantSub) {
 			t.Errorf("%s: %s = %q, want it to contain %q", name, tc.env, got, tc.wantSub)
 		}
+	}
+}
+
+// TestIstioContainerCacheIgnoresForgedStatus: a pod carrying a status record (forged here) is
+// computed on its own, and does not poison what the next plain pod with the same containers gets;
+// a container name made to look like another pod's ports does not share its cache entry either.
+func TestIstioContainerCacheIgnoresForgedStatus(t *testing.T) {
+	in := newInjector(t, nil)
+	forged := probedPod(map[string]string{AnnotationStatus: `{"containers":["app"],"templates":["istio"],"revision":""}`})
+	_, _ = in.Inject(Request{Pod: forged, Namespace: enabledNS})
+	pod, _ := injectedPod(t, in, probedPod(nil))
+	if got := envOf(findContainer(pod, IstioProxyName), "ISTIO_META_APP_CONTAINERS"); got != "app" {
+		t.Errorf("after a forged status, a plain pod's app containers are %q, want app", got)
+	}
+	if findContainer(pod, "app").ReadinessProbe.HTTPGet.Port.IntValue() != AgentPort {
+		t.Error("after a forged status, a plain pod's probes were not rewritten")
+	}
+
+	// Name "x", port 80/TCP, probe P against name "x\x01:80/TCP", no ports, probe P: the old key's
+	// separators made these equal.
+	mk := func(name string, ports []map[string]any) []byte {
+		c := map[string]any{"name": name, "image": "a:1", "readinessProbe": map[string]any{"tcpSocket": map[string]any{"port": 80}}}
+		if ports != nil {
+			c["ports"] = ports
+		}
+		b, _ := json.Marshal(map[string]any{"metadata": map[string]any{"name": "p"}, "spec": map[string]any{"containers": []any{c}}})
+		return b
+	}
+	_, _ = in.Inject(Request{Pod: mk("x\x01:80/TCP", nil), Namespace: enabledNS})
+	res, err := in.Inject(Request{Pod: mk("x", []map[string]any{{"containerPort": 80, "protocol": "TCP"}}), Namespace: enabledNS})
+	if err != nil || len(res.Denied) > 0 {
+		t.Fatalf("the real pod: %v %v", err, res.Denied)
+	}
+	if _, err := ApplyPatch(mk("x", []map[string]any{{"containerPort": 80, "protocol": "TCP"}}), res.Patch); err != nil {
+		t.Fatalf("the real pod's patch does not apply after a crafted pod: %v", err)
+	}
+}
+
+// TestAgentPortListNamesEveryAgentPort keeps the message's list and the set it describes together.
+func TestAgentPortListNamesEveryAgentPort(t *testing.T) {
+	ports := make([]int, 0, len(agentPorts))
+	for p := range agentPorts {
+		ports = append(ports, p)
+	}
+	slices.Sort(ports)
+	var want []string
+	for _, p := range ports {
+		want = append(want, strconv.Itoa(p))
+	}
+	if got := strings.Join(want, ", "); got != agentPortList {
+		t.Fatalf("agentPortList = %q, want %q", agentPortList, got)
+	}
+}
+
+// TestIstioProxyConfigHoldAndMetadata: ProxyConfig's holdApplicationUntilProxyStarts decides the hold
+// as it does in istiod (unless meshwarden's own annotation says the same thing), and proxyMetadata
+// merges key by key with the config's and reaches the proxy as environment variables.
+func TestIstioProxyConfigHoldAndMetadata(t *testing.T) {
+	classic := map[string]string{AnnNativeSidecar: "false"}
+	with := func(extra map[string]string) map[string]string {
+		out := map[string]string{}
+		for k, v := range classic {
+			out[k] = v
+		}
+		for k, v := range extra {
+			out[k] = v
+		}
+		return out
+	}
+	base := func(c *config.Config) {
+		c.Injection.Istio.ProxyConfig = map[string]any{"proxyMetadata": map[string]any{"MESH_WIDE": "1", "SHARED": "mesh"}}
+	}
+	cases := map[string]struct {
+		ann    map[string]string
+		cfg    func(*config.Config)
+		hold   bool
+		env    map[string]string
+		denied string
+	}{
+		"annotation hold": {ann: with(map[string]string{AnnProxyConfig: "holdApplicationUntilProxyStarts: true"}), hold: true},
+		"config hold": {ann: classic, cfg: func(c *config.Config) {
+			c.Injection.Istio.ProxyConfig = map[string]any{"holdApplicationUntilProxyStarts": true}
+		}, hold: true},
+		"annotation beats config": {ann: with(map[string]string{AnnProxyConfig: "holdApplicationUntilProxyStarts: false"}), cfg: func(c *config.Config) { c.Injection.HoldApp = true }, hold: false},
+		"both agree":              {ann: with(map[string]string{AnnProxyConfig: "holdApplicationUntilProxyStarts: true", AnnHoldApplication: "true"}), hold: true},
+		"both disagree": {ann: with(map[string]string{AnnProxyConfig: "holdApplicationUntilProxyStarts: true", AnnHoldApplication: "false"}),
+			denied: "metadata.annotations[" + AnnHoldApplication + "]: Invalid value: \"false\": contradicts holdApplicationUntilProxyStarts: true"},
+		"metadata merged": {ann: with(map[string]string{AnnProxyConfig: "proxyMetadata: {SHARED: pod, ISTIO_META_DNS_CAPTURE: \"true\"}"}), cfg: base,
+			env: map[string]string{"MESH_WIDE": "1", "SHARED": "pod", "ISTIO_META_DNS_CAPTURE": "true"}},
+		"metadata name": {ann: with(map[string]string{AnnProxyConfig: "proxyMetadata: {\"A=B\": x}"}),
+			denied: "metadata.annotations[" + AnnProxyConfig + "].proxyMetadata[A=B]: Invalid value: \"A=B\""},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			in := newInjector(t, tc.cfg)
+			res, err := in.Inject(Request{Pod: probedPod(tc.ann), Namespace: enabledNS})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.denied != "" {
+				if !strings.Contains(res.Denied.ToAggregate().Error(), tc.denied) {
+					t.Fatalf("denial %v, want it to contain %q", res.Denied, tc.denied)
+				}
+				return
+			}
+			pod, res := injectedPod(t, in, probedPod(tc.ann))
+			if !res.Injected {
+				t.Fatalf("not injected: %v %v", res.Reason, res.Denied)
+			}
+			proxy := findContainer(pod, IstioProxyName)
+			held := proxy.Lifecycle != nil && proxy.Lifecycle.PostStart != nil
+			if held != tc.hold {
+				t.Fatalf("hold = %v, want %v (lifecycle %+v)", held, tc.hold, proxy.Lifecycle)
+			}
+			if held && pod.Spec.Containers[0].Name != IstioProxyName {
+				t.Fatalf("a held proxy must start first; containers %v", pod.Spec.Containers)
+			}
+			for k, want := range tc.env {
+				if got := envOf(proxy, k); got != want {
+					t.Errorf("env %s = %q, want %q", k, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestIstioLifecycleHooksGoThroughTheAgent: httpGet and tcpSocket lifecycle hooks are called over
+// the pod's IP like probes, so they go through the agent at /app-lifecycle/..., with no timeout of
+// the agent's own (a draining preStop may take long); exec hooks stay; rewriting off restores them.
+func TestIstioLifecycleHooksGoThroughTheAgent(t *testing.T) {
+	raw := func(ann map[string]string) []byte {
+		b, _ := json.Marshal(map[string]any{
+			"metadata": map[string]any{"name": "hooks", "namespace": "shop", "annotations": ann},
+			"spec": map[string]any{"containers": []map[string]any{
+				{"name": "app", "image": "app:1", "ports": []map[string]any{{"name": "admin", "containerPort": 9000}},
+					"lifecycle": map[string]any{
+						"preStop":   map[string]any{"httpGet": map[string]any{"path": "/drain", "port": "admin"}},
+						"postStart": map[string]any{"tcpSocket": map[string]any{"port": 9000}},
+					}},
+				{"name": "worker", "image": "w:1",
+					"lifecycle": map[string]any{"preStop": map[string]any{"exec": map[string]any{"command": []string{"sleep", "5"}}}}},
+			}},
+		})
+		return b
+	}
+	in := newInjector(t, nil)
+	pod, res := injectedPod(t, in, raw(nil))
+	if !res.Injected {
+		t.Fatalf("not injected: %v %v", res.Reason, res.Denied)
+	}
+	app, worker, proxy := findContainer(pod, "app"), findContainer(pod, "worker"), findContainer(pod, IstioProxyName)
+	for name, h := range map[string]*corev1.LifecycleHandler{"prestopz": app.Lifecycle.PreStop, "poststartz": app.Lifecycle.PostStart} {
+		if h.HTTPGet == nil || h.TCPSocket != nil || h.HTTPGet.Path != "/app-lifecycle/app/"+name || h.HTTPGet.Port != intstr.FromInt32(AgentPort) {
+			t.Errorf("%s hook %+v, want an HTTP GET of /app-lifecycle/app/%s on the agent", name, h, name)
+		}
+	}
+	if worker.Lifecycle.PreStop.Exec == nil || worker.Lifecycle.PreStop.HTTPGet != nil {
+		t.Errorf("exec hook changed: %+v", worker.Lifecycle.PreStop)
+	}
+	var probers map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(envOf(proxy, "ISTIO_KUBE_APP_PROBERS")), &probers); err != nil {
+		t.Fatalf("ISTIO_KUBE_APP_PROBERS: %v", err)
+	}
+	want := map[string]string{
+		"/app-lifecycle/app/prestopz":   `{"httpGet":{"path":"/drain","port":9000}}`,
+		"/app-lifecycle/app/poststartz": `{"tcpSocket":{"port":9000}}`,
+	}
+	got := map[string]string{}
+	for k, v := range probers {
+		got[k] = string(v)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("prober table (-want +got):\n%s", diff)
+	}
+
+	// Injected again with rewriting off: the user's hooks come back from the status record.
+	out, err := json.Marshal(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again map[string]any
+	_ = json.Unmarshal(out, &again)
+	again["metadata"].(map[string]any)["annotations"].(map[string]any)[AnnIstioRewriteProbers] = "false"
+	out, _ = json.Marshal(again)
+	pod2, res := injectedPod(t, in, out)
+	if res.Reason != "" && !res.Injected {
+		t.Fatalf("second pass: %v %v", res.Reason, res.Denied)
+	}
+	app2 := findContainer(pod2, "app")
+	if h := app2.Lifecycle.PreStop.HTTPGet; h == nil || h.Path != "/drain" || h.Port != intstr.FromString("admin") {
+		t.Errorf("preStop after rewriting off = %+v, want the user's /drain on admin", app2.Lifecycle.PreStop)
+	}
+	if h := app2.Lifecycle.PostStart; h.TCPSocket == nil || h.HTTPGet != nil {
+		t.Errorf("postStart after rewriting off = %+v, want the user's tcpSocket", h)
 	}
 }

@@ -84,17 +84,20 @@ func planPatch(raw func() ([]byte, error), pod *PodView, old *Status, r *rendere
 	}
 	p.appendAll("/spec/volumes", &p.volumes, pod.hasVolumes, r.volumes, r.volumesArray)
 
-	// 5. Probes that go through the agent, addressed where the containers now are.
-	for _, pe := range e.probes {
-		list, base := p.containers, "/spec/containers/"
-		if pe.init {
-			list, base = p.init, "/spec/initContainers/"
-		}
-		path := base + strconv.Itoa(indexOfName(list, pe.container)) + "/" + pe.field
-		if pe.value == nil {
-			p.ops = append(p.ops, jsonpatch.NewOperation("remove", path, nil))
-		} else {
-			p.ops = append(p.ops, jsonpatch.NewOperation("add", path, pe.value))
+	// 5. Probes that go through the agent, addressed where the containers now are (indexed once:
+	// a pod may have many containers).
+	if len(e.probes) > 0 {
+		initAt, containerAt := positions(p.init), positions(p.containers)
+		for _, pe := range e.probes {
+			at, base := containerAt, "/spec/containers/"
+			if pe.init {
+				at, base = initAt, "/spec/initContainers/"
+			}
+			i, ok := at[pe.container]
+			if !ok {
+				return nil, nil, fmt.Errorf("internal error: container %q of a probe edit is not in the pod", pe.container)
+			}
+			p.addProbeOp(base+strconv.Itoa(i)+"/"+pe.field, pe.value)
 		}
 	}
 
@@ -129,6 +132,26 @@ func planPatch(raw func() ([]byte, error), pod *PodView, old *Status, r *rendere
 	ann[AnnotationStatus] = string(status)
 	p.setMapEntries("/metadata/annotations", pod.hasAnnotations, ann)
 	return p.ops, st, nil
+}
+
+// addProbeOp sets a probe, or removes it when value is nil.
+func (p *plan) addProbeOp(path string, value json.RawMessage) {
+	if value == nil {
+		p.ops = append(p.ops, jsonpatch.NewOperation("remove", path, nil))
+		return
+	}
+	p.ops = append(p.ops, jsonpatch.NewOperation("add", path, value))
+}
+
+// positions maps each name to its index; the first wins, as the API server would refuse duplicates.
+func positions(names []string) map[string]int {
+	m := make(map[string]int, len(names))
+	for i, n := range names {
+		if _, ok := m[n]; !ok {
+			m[n] = i
+		}
+	}
+	return m
 }
 
 // remove emits remove operations for the named items, highest index first so indices stay valid.

@@ -47,6 +47,10 @@ type containerItem struct {
 	ReadinessProbe json.RawMessage `json:"readinessProbe"`
 	LivenessProbe  json.RawMessage `json:"livenessProbe"`
 	StartupProbe   json.RawMessage `json:"startupProbe"`
+	Lifecycle      struct {
+		PreStop   json.RawMessage `json:"preStop"`
+		PostStart json.RawMessage `json:"postStart"`
+	} `json:"lifecycle"`
 }
 
 type containerPort struct {

@@ -12,6 +12,8 @@ import (
 // mTLS refused. So the istio profile sends each httpGet, tcpSocket and grpc probe to the agent's
 // status port at /app-health/<container>/<readyz|livez|startupz>; the agent looks the original up
 // in ISTIO_KUBE_APP_PROBERS and probes the app itself, from inside the pod. Exec probes need nothing.
+// Lifecycle hooks (preStop, postStart) with httpGet or tcpSocket are sent the same way, to
+// /app-lifecycle/<container>/<prestopz|poststartz>, since the kubelet calls them over the pod's IP too.
 
 // probeEdit replaces one probe of one container.
 type probeEdit struct {
@@ -21,10 +23,14 @@ type probeEdit struct {
 	value     json.RawMessage
 }
 
-var probeKinds = []struct{ field, suffix string }{
-	{"readinessProbe", "readyz"},
-	{"livenessProbe", "livez"},
-	{"startupProbe", "startupz"},
+// probeKinds are the fields rewritten, each a JSON pointer below the container, and the agent's URL
+// for them (prefix, container name, suffix).
+var probeKinds = []struct{ field, prefix, suffix string }{
+	{"readinessProbe", "/app-health/", "/readyz"},
+	{"livenessProbe", "/app-health/", "/livez"},
+	{"startupProbe", "/app-health/", "/startupz"},
+	{"lifecycle/preStop", "/app-lifecycle/", "/prestopz"},
+	{"lifecycle/postStart", "/app-lifecycle/", "/poststartz"},
 }
 
 // prober is one entry of the agent's table, in the form pilot-agent decodes.
@@ -36,11 +42,11 @@ type prober struct {
 }
 
 // containerFacts derives the app containers, their ports and the probe rewrites, from a cache on a
-// pod's first pass. A later pass depends on the status record too, and is rare (webhook
-// reinvocation), so it is computed each time.
-func (ip *istioProfile) containerFacts(pod *PodView, ours Status, rewrite bool) containerFacts {
-	if ours.Revision != "" {
-		return deriveContainerFacts(pod, ours, rewrite)
+// pod's first pass. A pod with any status record (a later pass, rare, or a forged record) depends on
+// that record too, which the key does not cover, so it is computed each time.
+func (ip *istioProfile) containerFacts(pod *PodView, st *Status, rewrite bool) containerFacts {
+	if st != nil {
+		return deriveContainerFacts(pod, *st, rewrite)
 	}
 	key, ok := containersKey(pod, rewrite)
 	if ok {
@@ -48,7 +54,7 @@ func (ip *istioProfile) containerFacts(pod *PodView, ours Status, rewrite bool) 
 			return cf
 		}
 	}
-	cf := deriveContainerFacts(pod, ours, rewrite)
+	cf := deriveContainerFacts(pod, Status{}, rewrite)
 	if ok {
 		ip.containers.put(key, cf)
 	}
@@ -59,8 +65,10 @@ func deriveContainerFacts(pod *PodView, ours Status, rewrite bool) containerFact
 	var cf containerFacts
 	var apps []string
 	var ports []containerPort
+	// The status record is the user's to write: sets keep the lookups linear in its size.
+	oursInit, oursContainers := setOf(ours.InitContainers), setOf(ours.Containers)
 	for _, c := range pod.Spec.Containers {
-		if indexOfName(ours.Containers, c.Name) >= 0 {
+		if oursContainers[c.Name] {
 			continue
 		}
 		apps = append(apps, c.Name)
@@ -71,7 +79,7 @@ func deriveContainerFacts(pod *PodView, ours Status, rewrite bool) containerFact
 		cf.podPorts = string(mustJSON(ports))
 	}
 	var e podEdits
-	cf.probers = rewriteProbes(pod, ours, rewrite, &e)
+	cf.probers = rewriteProbes(pod, ours.Probes, oursInit, oursContainers, rewrite, &e)
 	cf.edits, cf.orig = e.probes, e.origProbes
 	return cf
 }
@@ -79,22 +87,23 @@ func deriveContainerFacts(pod *PodView, ours Status, rewrite bool) containerFact
 // containersKey is everything deriveContainerFacts reads of a pod on its first pass. ok is false for pods whose
 // key would be large: such pods are rare and would crowd the cache.
 func containersKey(pod *PodView, rewrite bool) (string, bool) {
+	// Every variable-length field is written with its length first: names reach admission before the
+	// API server validates them, so no separator byte can be trusted not to occur in them.
 	var b strings.Builder
-	if rewrite {
-		b.WriteByte('r')
-	}
+	field := func(s string) { fmt.Fprintf(&b, "%d:%s", len(s), s) }
+	fmt.Fprintf(&b, "%t;%d;%d;", rewrite, len(pod.Spec.InitContainers), len(pod.Spec.Containers))
 	for _, list := range [][]containerItem{pod.Spec.InitContainers, pod.Spec.Containers} {
-		b.WriteByte(0)
 		for _, c := range list {
-			b.WriteString(c.Name)
+			field(c.Name)
+			fmt.Fprintf(&b, "%d;", len(c.Ports))
 			for _, p := range c.Ports {
-				fmt.Fprintf(&b, "\x01%s:%d/%s", p.Name, p.ContainerPort, p.Protocol)
+				field(p.Name)
+				field(p.Protocol)
+				fmt.Fprintf(&b, "%d;", p.ContainerPort)
 			}
-			for _, p := range [][]byte{c.ReadinessProbe, c.LivenessProbe, c.StartupProbe} {
-				b.WriteByte(2)
-				b.Write(p)
+			for _, p := range [][]byte{c.ReadinessProbe, c.LivenessProbe, c.StartupProbe, c.Lifecycle.PreStop, c.Lifecycle.PostStart} {
+				field(string(p))
 			}
-			b.WriteByte(3)
 			if b.Len() > 8<<10 {
 				return "", false
 			}
@@ -107,15 +116,15 @@ func containersKey(pod *PodView, rewrite bool) (string, bool) {
 // as JSON ("" when there is nothing to probe). Originals come from the status record when the pod
 // still carries a probe this injector rewrote, so a second pass rewrites the user's probe again
 // instead of pointing the agent at itself.
-func rewriteProbes(pod *PodView, ours Status, rewrite bool, e *podEdits) string {
+func rewriteProbes(pod *PodView, origs map[string]json.RawMessage, oursInit, oursContainers map[string]bool, rewrite bool, e *podEdits) string {
 	table := map[string]prober{}
 	visit := func(c containerItem, init bool) {
 		for _, k := range probeKinds {
 			cur := probeOf(c, k.field)
-			url := "/app-health/" + c.Name + "/" + k.suffix
+			url := k.prefix + c.Name + k.suffix
 			key := c.Name + "/" + k.field
 			orig := cur
-			if o, ok := ours.Probes[key]; ok && isAgentProbe(cur, url) {
+			if o, ok := origs[key]; ok && isAgentProbe(cur, url) {
 				orig = o
 			}
 			want := orig
@@ -135,12 +144,12 @@ func rewriteProbes(pod *PodView, ours Status, rewrite bool, e *podEdits) string 
 		}
 	}
 	for _, c := range pod.Spec.InitContainers {
-		if indexOfName(ours.InitContainers, c.Name) < 0 && c.Name != IstioProxyName {
+		if !oursInit[c.Name] && c.Name != IstioProxyName {
 			visit(c, true)
 		}
 	}
 	for _, c := range pod.Spec.Containers {
-		if indexOfName(ours.Containers, c.Name) < 0 && c.Name != IstioProxyName {
+		if !oursContainers[c.Name] && c.Name != IstioProxyName {
 			visit(c, false)
 		}
 	}
@@ -160,6 +169,10 @@ func probeOf(c containerItem, fieldName string) json.RawMessage {
 		p = c.LivenessProbe
 	case "startupProbe":
 		p = c.StartupProbe
+	case "lifecycle/preStop":
+		p = c.Lifecycle.PreStop
+	case "lifecycle/postStart":
+		p = c.Lifecycle.PostStart
 	}
 	if bytes.Equal(bytes.TrimSpace(p), []byte("null")) {
 		return nil
@@ -179,7 +192,11 @@ func toAgent(probe json.RawMessage, c containerItem, url string) (prober, json.R
 		return prober{}, nil, false
 	}
 	entry := prober{TimeoutSeconds: 1} // the Kubernetes default, for pods not yet defaulted
-	if t, ok := p["timeoutSeconds"]; ok {
+	if strings.HasPrefix(url, "/app-lifecycle/") {
+		// A hook has no timeout of its own (the grace period bounds preStop), and a preStop endpoint
+		// that drains the app may rightly take long: the agent must not cut it after a second.
+		entry.TimeoutSeconds = 0
+	} else if t, ok := p["timeoutSeconds"]; ok {
 		var n int32
 		if json.Unmarshal(t, &n) == nil && n > 0 {
 			entry.TimeoutSeconds = n
@@ -284,4 +301,12 @@ func mustJSON(v any) json.RawMessage {
 		panic(err) // only values built here are marshalled, each always encodable
 	}
 	return b
+}
+
+func setOf(names []string) map[string]bool {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/meshwarden/meshwarden/config"
+	"github.com/meshwarden/meshwarden/proxyconfig"
 )
 
 // Names and ports of what meshwarden adds; shared with the default templates and meshwarden-init.
@@ -162,9 +163,15 @@ type IstioValues struct {
 	WorkloadName, Owner                     string
 	CanonicalName, CanonicalRevision        string
 	KubeAppProbers, PrometheusAnnotations   string
-	AgentPort                               int32
-	ExitOnZeroActiveConnections             bool
+	// ProxyMetadata is ProxyConfig's proxyMetadata, sorted by name, each also given to the proxy as an
+	// environment variable (pilot-agent reads many of its switches from its environment).
+	ProxyMetadata               []NameValue
+	AgentPort                   int32
+	ExitOnZeroActiveConnections bool
 }
+
+// NameValue is one environment variable.
+type NameValue struct{ Name, Value string }
 
 func (s settings) values(in config.Injection) Values {
 	v := Values{
@@ -203,7 +210,8 @@ func (s settings) values(in config.Injection) Values {
 			WorkloadName: f.workloadName, Owner: f.owner,
 			CanonicalName: f.canonicalName, CanonicalRevision: f.canonicalRevision,
 			KubeAppProbers: f.probers, PrometheusAnnotations: f.prometheus,
-			AgentPort: AgentPort,
+			ProxyMetadata: proxyMetadata(f.proxyConfig),
+			AgentPort:     AgentPort,
 			// In the classic layout every container gets SIGTERM at once: the proxy stays until the
 			// app's connections are done, instead of cutting them after the drain period.
 			ExitOnZeroActiveConnections: !s.native,
@@ -239,4 +247,15 @@ func proxyPorts(status int32) string {
 		}
 	}
 	return strings.Join(out, ",")
+}
+
+// proxyMetadata lists the merged ProxyConfig's proxyMetadata; that JSON is meshwarden's own
+// (proxyconfig.Merge of validated input), so it always decodes.
+func proxyMetadata(merged string) []NameValue {
+	md, _ := proxyconfig.Metadata(merged)
+	out := make([]NameValue, len(md))
+	for i, kv := range md {
+		out[i] = NameValue{Name: kv[0], Value: kv[1]}
+	}
+	return out
 }
