@@ -213,18 +213,21 @@ func (in *Injector) render(s settings, raw func() ([]byte, error)) (*rendered, e
 
 // stillPresent is true when everything the status lists is still in the pod.
 func stillPresent(pod *PodView, st *Status) bool {
-	for _, n := range st.InitContainers {
-		if indexOf(pod.Spec.InitContainers, n) < 0 {
-			return false
-		}
+	return allPresent(pod.Spec.InitContainers, st.InitContainers) && allPresent(pod.Spec.Containers, st.Containers) &&
+		allPresent(pod.Spec.Volumes, st.Volumes)
+}
+
+// allPresent is true when every name is an item's: linear in both, as the names are the user's to write.
+func allPresent[T named](items []T, names []string) bool {
+	if len(names) == 0 {
+		return true
 	}
-	for _, n := range st.Containers {
-		if indexOf(pod.Spec.Containers, n) < 0 {
-			return false
-		}
+	have := make(map[string]bool, len(items))
+	for _, it := range items {
+		have[it.itemName()] = true
 	}
-	for _, n := range st.Volumes {
-		if indexOf(pod.Spec.Volumes, n) < 0 {
+	for _, n := range names {
+		if !have[n] {
 			return false
 		}
 	}

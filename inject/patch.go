@@ -155,19 +155,25 @@ func positions(names []string) map[string]int {
 }
 
 // remove emits remove operations for the named items, highest index first so indices stay valid.
+// The names come from the status record, which the user can write: one pass with a set keeps it
+// linear in the list and the record, however many names either holds.
 func (p *plan) remove(path string, list, drop []string) []string {
-	var idx []int
-	for i, n := range list {
-		if indexOfName(drop, n) >= 0 {
-			idx = append(idx, i)
+	if len(drop) == 0 {
+		return list
+	}
+	gone := setOf(drop)
+	kept := make([]string, 0, len(list))
+	for _, n := range list {
+		if !gone[n] {
+			kept = append(kept, n)
 		}
 	}
-	sort.Sort(sort.Reverse(sort.IntSlice(idx)))
-	for _, i := range idx {
-		p.ops = append(p.ops, jsonpatch.NewOperation("remove", path+"/"+strconv.Itoa(i), nil))
-		list = append(list[:i:i], list[i+1:]...)
+	for i := len(list) - 1; i >= 0; i-- {
+		if gone[list[i]] {
+			p.ops = append(p.ops, jsonpatch.NewOperation("remove", path+"/"+strconv.Itoa(i), nil))
+		}
 	}
-	return list
+	return kept
 }
 
 // insertFront puts items at the front of a list; whole is items as one JSON array when known.
