@@ -8,6 +8,10 @@ import (
 // serviceCIDR is the ClusterIP range; nothing routes to it, Services just need addresses.
 const serviceCIDR = "10.96.0.0/16"
 
+// kubernetesServiceIP is the kubernetes Service's ClusterIP, the first of serviceCIDR (the API
+// server's certificate names it, pki.go).
+const kubernetesServiceIP = "10.96.0.1"
+
 func etcdArgs(dir string, client, peer int) []string {
 	c, p := "http://127.0.0.1:"+strconv.Itoa(client), "http://127.0.0.1:"+strconv.Itoa(peer)
 	return []string{
@@ -36,6 +40,10 @@ func (c *Cluster) apiserverArgs(etcdPort int) []string {
 		"--kubelet-client-key=" + f("apiserver-kubelet-client.key"),
 		// Reach kubelets by the address they report, not by a name only their own hosts file knows.
 		"--kubelet-preferred-address-types=InternalIP",
+		// Kubelets and webhook Services (resolved to their endpoints, as there is no kube-proxy) are
+		// reached through the egress proxy, which dials inside the real node's namespace.
+		"--egress-selector-config-file=" + c.egressConfig,
+		"--enable-aggregator-routing=true",
 		"--authorization-mode=Node,RBAC",
 		// The defaults (which include MutatingAdmissionWebhook and ValidatingAdmissionWebhook) plus
 		// NodeRestriction, as kubeadm configures a normal cluster.

@@ -46,6 +46,9 @@ type Cluster struct {
 	procs     []*process // in start order; Stop walks it backwards
 	apiserver *process
 	realNodes []*RealNode
+	// egress carries the API server's traffic to kubelets and pods (egress.go).
+	egress       *clusterEgress
+	egressConfig string
 }
 
 // Tools lists the binaries Start needs in BinDir.
@@ -96,6 +99,9 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	c.apiPort = ports[2]
 
 	if err := c.writePKI(); err != nil {
+		return nil, err
+	}
+	if c.egressConfig, err = c.startEgress(); err != nil {
 		return nil, err
 	}
 	c.logf("starting etcd on 127.0.0.1:%d", etcdClient)
@@ -259,6 +265,7 @@ func (c *Cluster) Stop() {
 		n.Stop()
 	}
 	c.realNodes = nil
+	c.egress.close()
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		c.procs[i].stop(3 * time.Second)
 	}

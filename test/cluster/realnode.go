@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,6 +109,9 @@ func (c *Cluster) StartRealNode(ctx context.Context, opts RealNodeOptions) (_ *R
 	if err := n.forwardAPIServer(); err != nil {
 		return nil, err
 	}
+	if err := n.serveKubernetesService(); err != nil {
+		return nil, err
+	}
 	if err := n.setupMounts(); err != nil {
 		return nil, err
 	}
@@ -158,6 +162,8 @@ func (c *Cluster) StartRealNode(ctx context.Context, opts RealNodeOptions) (_ *R
 		return nil, fmt.Errorf("real node %s: %w (kubelet log: %s)", n.name, err, n.kubelet.logFile())
 	}
 	c.logf("real node %s is Ready", n.name)
+	c.egress.addRoute(netip.MustParsePrefix(realNodeIP+"/32"), n.netns)
+	c.egress.addRoute(netip.MustParsePrefix(realPodCIDR), n.netns)
 	c.realNodes = append(c.realNodes, n)
 	return n, nil
 }
@@ -196,6 +202,29 @@ func ipRun(stdin string, args ...string) error {
 func (n *RealNode) forwardAPIServer() error {
 	addr := "127.0.0.1:" + strconv.Itoa(n.c.apiPort)
 	return n.Forward(addr, addr)
+}
+
+// serveKubernetesService makes the kubernetes Service's ClusterIP (where in-cluster clients, such as
+// meshwarden installed from its chart, find the API server) lead to the API server: a forwarder on
+// the node's IP, and DNAT in the node's namespace for the pods' traffic (prerouting) and the node's
+// own (output). This node runs no kube-proxy, and this is the one Service address its pods need;
+// the rules go with the namespace when the node stops.
+func (n *RealNode) serveKubernetesService() error {
+	fwd := net.JoinHostPort(realNodeIP, strconv.Itoa(n.c.apiPort))
+	if err := n.Forward(fwd, "127.0.0.1:"+strconv.Itoa(n.c.apiPort)); err != nil {
+		return err
+	}
+	rules := fmt.Sprintf(`table ip meshwarden-node {
+	chain prerouting { type nat hook prerouting priority dstnat; ip daddr %[1]s tcp dport 443 dnat to %[2]s; }
+	chain output { type nat hook output priority -100; ip daddr %[1]s tcp dport 443 dnat to %[2]s; }
+}
+`, kubernetesServiceIP, fwd)
+	cmd := exec.Command("ip", "netns", "exec", n.netns, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(rules)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("the kubernetes Service's address in %s (nft): %v: %s", n.netns, err, out)
+	}
+	return nil
 }
 
 // IP is the node's address, in its network namespace; pods reach it through their default route.
@@ -378,6 +407,9 @@ func (n *RealNode) authorizeAPIServer(ctx context.Context) error {
 // shims and the pods' containers), and removes the namespaces and cgroups: nothing of the node
 // remains on the host. It is safe to call more than once.
 func (n *RealNode) Stop() {
+	if n.c.egress != nil {
+		n.c.egress.removeRoutes(n.netns)
+	}
 	if n.kubelet != nil {
 		n.kubelet.stop(10 * time.Second)
 	}

@@ -127,6 +127,14 @@ func TestRealNode(t *testing.T) {
 	if !strings.HasPrefix(got.Status.PodIP, "10.213.0.") {
 		t.Errorf("pod IP %q, want one from the node's pod range %s", got.Status.PodIP, realPodCIDR)
 	}
+	// The API server reaches the kubelet (through the egress proxy into the node's namespace), which
+	// authenticates it by its client certificate and asks whether it may: logs and exec work.
+	if out, stderr, err := c.Kubectl(ctx, "-n", "real", "logs", "sleeper", "-c", "app"); err != nil {
+		t.Errorf("kubectl logs: %v\n%s%s", err, out, stderr)
+	}
+	if out, stderr, err := c.Kubectl(ctx, "-n", "real", "exec", "sleeper", "-c", "app", "--", "/usr/local/bin/pause", "--exit"); err != nil {
+		t.Errorf("kubectl exec: %v\n%s%s", err, out, stderr)
+	}
 	c.Stop()
 	after := hostState(t)
 	for name := range before {
