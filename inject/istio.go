@@ -271,13 +271,21 @@ func (ip *istioProfile) prometheus(ann map[string]string, ours Status, e *podEdi
 	if !merge || len(orig) == 0 {
 		return "", nil
 	}
-	// The agent reads the keys without their prefix: {"scrape":"true","port":"8080","path":"/metrics"}.
-	short := make(map[string]string, len(orig))
-	for k, v := range orig {
-		short[strings.TrimPrefix(k, "prometheus.io/")] = v
+	// The agent reads the keys without their prefix: {"path":"/metrics","port":"8080","scrape":"true"}.
+	// Written directly, keys in encoding/json's sorted order: this runs for every scraped pod.
+	b := make([]byte, 0, 64)
+	b = append(b, '{')
+	for _, k := range []string{annPromPath, annPromPort, annPromScrape} {
+		if v, ok := orig[k]; ok {
+			if len(b) > 1 {
+				b = append(b, ',')
+			}
+			b = appendString(b, strings.TrimPrefix(k, "prometheus.io/"))
+			b = append(b, ':')
+			b = appendString(b, v)
+		}
 	}
-	b, _ := json.Marshal(short)
-	return string(b), nil
+	return string(append(b, '}')), nil
 }
 
 // agentPorts are every port the istio proxy and agent listen on or reserve (pilot-agent refuses to

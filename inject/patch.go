@@ -128,7 +128,7 @@ func planPatch(raw func() ([]byte, error), pod *PodView, old *Status, r *rendere
 	if _, ok := pod.annotations[AnnotationDefault]; !ok && len(userContainers) > 0 {
 		ann[AnnotationDefault] = userContainers[0]
 	}
-	status, _ := json.Marshal(st)
+	status := st.marshal()
 	ann[AnnotationStatus] = string(status)
 	p.setMapEntries("/metadata/annotations", pod.hasAnnotations, ann)
 	return p.ops, st, nil

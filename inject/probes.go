@@ -3,7 +3,6 @@ package inject
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"strings"
 )
@@ -89,27 +88,31 @@ func deriveContainerFacts(pod *PodView, ours Status, rewrite bool) containerFact
 func containersKey(pod *PodView, rewrite bool) (string, bool) {
 	// Every variable-length field is written with its length first: names reach admission before the
 	// API server validates them, so no separator byte can be trusted not to occur in them.
-	var b strings.Builder
-	field := func(s string) { fmt.Fprintf(&b, "%d:%s", len(s), s) }
-	fmt.Fprintf(&b, "%t;%d;%d;", rewrite, len(pod.Spec.InitContainers), len(pod.Spec.Containers))
+	b := make([]byte, 0, 512)
+	num := func(n int) { b = append(strconv.AppendInt(b, int64(n), 10), ';') }
+	field := func(s string) { num(len(s)); b = append(b, s...) }
+	b = append(strconv.AppendBool(b, rewrite), ';')
+	num(len(pod.Spec.InitContainers))
+	num(len(pod.Spec.Containers))
 	for _, list := range [][]containerItem{pod.Spec.InitContainers, pod.Spec.Containers} {
 		for _, c := range list {
 			field(c.Name)
-			fmt.Fprintf(&b, "%d;", len(c.Ports))
+			num(len(c.Ports))
 			for _, p := range c.Ports {
 				field(p.Name)
 				field(p.Protocol)
-				fmt.Fprintf(&b, "%d;", p.ContainerPort)
+				num(int(p.ContainerPort))
 			}
 			for _, p := range [][]byte{c.ReadinessProbe, c.LivenessProbe, c.StartupProbe, c.Lifecycle.PreStop, c.Lifecycle.PostStart} {
-				field(string(p))
+				num(len(p))
+				b = append(b, p...)
 			}
-			if b.Len() > 8<<10 {
+			if len(b) > 8<<10 {
 				return "", false
 			}
 		}
 	}
-	return b.String(), true
+	return string(b), true
 }
 
 // rewriteProbes plans the probe edits of every user container and returns the agent's prober table

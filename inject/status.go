@@ -1,6 +1,10 @@
 package inject
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"maps"
+	"slices"
+)
 
 // Status is the value of the sidecar.meshwarden.io/status annotation: what meshwarden added, so that a
 // later pass (webhook reinvocation, `meshwarden inject` on its own output) removes exactly that and
@@ -27,4 +31,74 @@ func parseStatus(v string) (*Status, bool) {
 		return nil, false
 	}
 	return &s, true
+}
+
+// marshal is json.Marshal(s), byte for byte, without reflection: it runs for every injected pod.
+// A probe whose JSON would need encoding/json's compaction or escaping (whitespace, <, >, &,
+// non-ASCII) sends the whole record through json.Marshal instead.
+func (s *Status) marshal() []byte {
+	for _, raw := range s.Probes {
+		if len(raw) == 0 {
+			b, _ := json.Marshal(s)
+			return b
+		}
+		for _, c := range raw {
+			if c <= ' ' || c >= 0x80 || c == '<' || c == '>' || c == '&' {
+				b, _ := json.Marshal(s) // a Status always marshals
+				return b
+			}
+		}
+	}
+	b := make([]byte, 0, 256)
+	b = append(b, '{')
+	list := func(key string, v []string, omitEmpty bool) {
+		if omitEmpty && len(v) == 0 {
+			return
+		}
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = appendString(b, key)
+		if v == nil {
+			b = append(b, ":null"...)
+			return
+		}
+		b = append(b, ':', '[')
+		for i, n := range v {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, n)
+		}
+		b = append(b, ']')
+	}
+	list("initContainers", s.InitContainers, true)
+	list("containers", s.Containers, true)
+	list("volumes", s.Volumes, true)
+	list("templates", s.Templates, false)
+	b = append(b, `,"revision":`...)
+	b = appendString(b, s.Revision)
+	if len(s.Probes) > 0 {
+		b = append(b, `,"probes":{`...)
+		for i, k := range slices.Sorted(maps.Keys(s.Probes)) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(appendString(b, k), ':')
+			b = append(b, s.Probes[k]...)
+		}
+		b = append(b, '}')
+	}
+	if len(s.Prometheus) > 0 {
+		b = append(b, `,"prometheus":{`...)
+		for i, k := range slices.Sorted(maps.Keys(s.Prometheus)) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(appendString(b, k), ':')
+			b = appendString(b, s.Prometheus[k])
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}')
 }
