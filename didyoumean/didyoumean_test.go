@@ -17,3 +17,14 @@ func TestClosest(t *testing.T) {
 		}
 	}
 }
+
+func TestDistanceCountsRunes(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want int
+	}{{"", "", 0}, {"gateway", "gatway", 1}, {"kitten", "sitting", 3}, {"héllo", "hello", 1}, {"abc", "", 3}} {
+		if got := Distance(c.a, c.b); got != c.want {
+			t.Errorf("Distance(%q, %q) = %d, want %d", c.a, c.b, got, c.want)
+		}
+	}
+}

@@ -8,6 +8,8 @@ import (
 
 	"istio.io/api/networking/v1alpha3"
 	networking "istio.io/client-go/pkg/apis/networking/v1"
+
+	"github.com/meshwarden/meshwarden/didyoumean"
 )
 
 // vsCheck carries one VirtualService through checks 1, 3, 4 and 7.
@@ -115,7 +117,7 @@ func (c *vsCheck) suggestGateway(r gatewayRef) (string, bool) {
 	best, bestD := "", -1
 	for _, o := range others {
 		_, n, _ := strings.Cut(o, "/")
-		if d := distance(r.name, n); bestD < 0 || d < bestD {
+		if d := didyoumean.Distance(r.name, n); bestD < 0 || d < bestD {
 			best, bestD = o, d
 		}
 	}
