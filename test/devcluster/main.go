@@ -91,11 +91,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	default:
 		return fmt.Errorf("--node=%s: want kwok or real", *node)
 	}
-	if *webhook {
+	switch {
+	case *webhook && *node == "real":
+		// meshwarden runs as the cluster would run it: from its chart, as pods on the real node.
+		if *serveArgs != "" {
+			return fmt.Errorf("--serve-args applies to meshwarden as a host process; with --node=real it runs from its chart")
+		}
+		logf("installing meshwarden from its chart on the real node (failurePolicy %s)", *policy)
+		if err := c.InstallChartOnRealNode(ctx, "--set", "webhook.failurePolicy="+*policy); err != nil {
+			return err
+		}
+		logf("meshwarden runs as pods: kubectl -n %s get pods -o wide", cluster.ChartNamespace)
+	case *webhook:
 		if err := startMeshwarden(ctx, c, admissionv1.FailurePolicyType(*policy), strings.Fields(*serveArgs), logf); err != nil {
 			return err
 		}
-	} else {
+	default:
 		logf("--webhook=false: meshwarden is not running, pods are not injected")
 	}
 	logf("ready in %s", time.Since(start).Round(time.Second))
@@ -151,8 +162,9 @@ func startRealNode(ctx context.Context, c *cluster.Cluster, is *cluster.Istiod, 
 		return fmt.Errorf("--node=real needs %v: run make run NODE=real as root (it builds node-tools)", missing)
 	}
 	logf("building the real node's images")
+	meshwarden, _ := images.Lookup("meshwarden") // for the chart's pods
 	res, err := images.Build(ctx, images.Options{Arch: runtime.GOARCH, Epoch: time.Unix(0, 0).UTC(), OutDir: filepath.Join(c.BinDir(), "images")},
-		images.NodeImages(c.BinDir())...)
+		append(images.NodeImages(c.BinDir()), meshwarden)...)
 	if err != nil {
 		return err
 	}
@@ -197,7 +209,8 @@ A real node runs beside the kwok node (taint %[1]s, label %[2]s=%[3]s): its pods
 
   kubectl apply -f %[4]s/real-node    # 2 pods of a Deployment on the real node, injected
   kubectl -n demo-real get pods -o wide       # 2/2 Running: meshwarden-init ran, istio-proxy started
-`, cluster.RealNodeTaint, cluster.RealNodeLabel, cluster.RealNodeValue, examples)
+  kubectl -n %[5]s get pods -o wide           # meshwarden itself, from its chart, on the real node
+`, cluster.RealNodeTaint, cluster.RealNodeLabel, cluster.RealNodeValue, examples, cluster.ChartNamespace)
 	}
 }
 

@@ -3,14 +3,11 @@
 package install
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -23,8 +20,8 @@ import (
 )
 
 const (
-	releaseNS   = "meshwarden"
-	releaseName = "meshwarden"
+	releaseNS   = cluster.ChartNamespace
+	releaseName = cluster.ChartRelease
 	injectLabel = "meshwarden.io/inject"
 	statusKey   = "sidecar.meshwarden.io/status"
 )
@@ -97,13 +94,10 @@ func TestChartOnRealNode(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The chart's defaults, except where the pods run: the image is the one make images tags with the
-	// chart's appVersion, imported into the node.
-	helm(ctx, t, c, dir, "install", releaseName, filepath.Join(root, "charts", "meshwarden"),
-		"--namespace", releaseNS, "--create-namespace",
-		"--set-string", "nodeSelector."+strings.ReplaceAll(cluster.RealNodeLabel, ".", `\.`)+"="+cluster.RealNodeValue,
-		"--set", "tolerations[0].key="+cluster.RealNodeTaint, "--set", "tolerations[0].operator=Exists")
-	waitAvailable(ctx, t, c, 2)
+	// The chart's defaults, except where the pods run.
+	if err := c.InstallChartOnRealNode(ctx); err != nil {
+		t.Fatal(err)
+	}
 
 	if err := c.CreateNamespace(ctx, "shop", map[string]string{injectLabel: "enabled"}); err != nil {
 		t.Fatal(err)
@@ -152,39 +146,6 @@ func TestChartOnRealNode(t *testing.T) {
 		}
 		t.Logf("%d pods created and injected during the rolling restart", created)
 	})
-}
-
-func helm(ctx context.Context, t *testing.T, c *cluster.Cluster, dir string, args ...string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	home := filepath.Join(dir, "helm")
-	cmd := exec.CommandContext(ctx, filepath.Join(c.BinDir(), "helm"), append(args, "--kubeconfig", c.Kubeconfig())...)
-	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+filepath.Join(home, "cache"),
-		"HELM_CONFIG_HOME="+filepath.Join(home, "config"), "HELM_DATA_HOME="+filepath.Join(home, "data"))
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out.String())
-	}
-}
-
-// waitAvailable waits for ready replicas of meshwarden's Deployment, reporting its pods if they do not come.
-func waitAvailable(ctx context.Context, t *testing.T, c *cluster.Cluster, want int32) {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		d, err := c.Client().AppsV1().Deployments(releaseNS).Get(ctx, releaseName, metav1.GetOptions{})
-		if err == nil && d.Status.ReadyReplicas >= want {
-			return
-		}
-		if time.Now().After(deadline) {
-			out, _, _ := c.Kubectl(ctx, "-n", releaseNS, "describe", "pods")
-			logs, _, _ := c.Kubectl(ctx, "-n", releaseNS, "logs", "-l", "app.kubernetes.io/name=meshwarden", "--tail=30", "--prefix")
-			t.Fatalf("meshwarden's Deployment has not %d ready replicas after 3 minutes (%v):\n%s\n%s", want, err, out, logs)
-		}
-		time.Sleep(time.Second)
-	}
 }
 
 // createPod creates a pod for a kwok node (its running is not the point: admission is).
