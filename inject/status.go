@@ -38,8 +38,8 @@ func parseStatus(v string) (*Status, bool) {
 // non-ASCII) sends the whole record through json.Marshal instead.
 func (s *Status) marshal() []byte {
 	for _, raw := range s.Probes {
-		if len(raw) == 0 {
-			b, _ := json.Marshal(s)
+		if len(raw) == 0 || !json.Valid(raw) {
+			b, _ := json.Marshal(s) // nil, or not JSON (never from the decoder): encoding/json's answer
 			return b
 		}
 		for _, c := range raw {

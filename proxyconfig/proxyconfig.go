@@ -5,6 +5,7 @@
 package proxyconfig
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -48,6 +49,9 @@ func Parse(data []byte) (map[string]json.RawMessage, error) {
 	desc := pc.ProtoReflect().Descriptor().Fields()
 	fields := make(map[string]json.RawMessage, len(in))
 	for k, v := range in {
+		if string(bytes.TrimSpace(v)) == "null" {
+			continue // protojson reads null as unset; so does Merge: the base value stays
+		}
 		if f := desc.ByJSONName(k); f != nil {
 			k = f.JSONName()
 		} else if f := desc.ByTextName(k); f != nil {

@@ -22,6 +22,7 @@ func TestParse(t *testing.T) {
 		"not yaml":        {in: "a: [", wantErr: "must be a ProxyConfig in YAML or JSON"},
 		"a list":          {in: "- a", wantErr: "not a valid ProxyConfig"},
 		"empty object":    {in: "{}", wantFields: nil},
+		"null is unset":   {in: "holdApplicationUntilProxyStarts: ~\nstatusPort:\nconcurrency: 2", wantFields: []string{"concurrency"}},
 		"nested unknown":  {in: "tracing: {zipkin: {adress: x:9411}}", wantErr: `unknown ProxyConfig field "adress"`, wantUnknown: "adress"},
 		"proxy metadata":  {in: "proxyMetadata: {ISTIO_META_DNS_CAPTURE: \"true\"}", wantFields: []string{"proxyMetadata"}},
 		"image is a type": {in: "image: {imageType: distroless}", wantFields: []string{"image"}},

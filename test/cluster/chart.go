@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -17,6 +18,8 @@ import (
 const (
 	ChartNamespace = "meshwarden"
 	ChartRelease   = "meshwarden"
+	// chartWebhookService is the chart's Service for both webhooks (<fullname>-webhook).
+	chartWebhookService = ChartRelease + "-webhook"
 )
 
 // Helm runs bin/helm against the cluster, with helm's cache and config under the run directory.
@@ -53,8 +56,11 @@ func (c *Cluster) InstallChartOnRealNode(ctx context.Context, extra ...string) e
 	}
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
+		// Ready pods, and their addresses in the webhook Service's endpoints, from which the API server
+		// picks a pod to call: before that, a failurePolicy Fail webhook refuses every pod.
 		d, err := c.client.AppsV1().Deployments(ChartNamespace).Get(ctx, ChartRelease, metav1.GetOptions{})
-		if err == nil && d.Spec.Replicas != nil && d.Status.ReadyReplicas >= *d.Spec.Replicas {
+		if err == nil && d.Spec.Replicas != nil && d.Status.ObservedGeneration >= d.Generation &&
+			d.Status.ReadyReplicas >= *d.Spec.Replicas && c.readyEndpoints(ctx) >= int(*d.Spec.Replicas) {
 			return nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
@@ -64,4 +70,22 @@ func (c *Cluster) InstallChartOnRealNode(ctx context.Context, extra ...string) e
 		}
 		time.Sleep(time.Second)
 	}
+}
+
+// readyEndpoints counts the ready addresses behind the chart's webhook Service.
+func (c *Cluster) readyEndpoints(ctx context.Context) int {
+	slices, err := c.client.DiscoveryV1().EndpointSlices(ChartNamespace).List(ctx,
+		metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + chartWebhookService})
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, s := range slices.Items {
+		for _, e := range s.Endpoints {
+			if e.Conditions.Ready == nil || *e.Conditions.Ready {
+				n += len(e.Addresses)
+			}
+		}
+	}
+	return n
 }

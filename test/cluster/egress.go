@@ -18,7 +18,8 @@ import (
 // proxy on a unix socket, as it would through Konnectivity. The proxy dials a real node's address or
 // one of its pods from inside that node's network namespace, so the API server reaches them while
 // the node's addresses never exist in the host's namespace. Anything else is refused: no packet for
-// a private address that no node of this run owns leaves the host.
+// a private address that no node of this run owns leaves the host. Loopback targets (the kwok nodes'
+// addresses) are dialled on the host as the API server would without the proxy.
 
 const egressConfigTemplate = `apiVersion: apiserver.k8s.io/v1beta1
 kind: EgressSelectorConfiguration
@@ -105,13 +106,17 @@ func (e *clusterEgress) handle(conn net.Conn) {
 		return
 	}
 	_ = conn.SetReadDeadline(time.Time{})
-	ns, err := e.netnsFor(req.Host)
-	if err != nil {
-		fmt.Fprintf(conn, "HTTP/1.1 502 Bad Gateway\r\n\r\n%v", err)
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	target, err := DialInNetns(ctx, ns, req.Host)
+	var target net.Conn
+	if ap, perr := netip.ParseAddrPort(req.Host); perr == nil && ap.Addr().IsLoopback() {
+		// kwok nodes report 127.0.0.1: their kubelet endpoints live on the host's loopback.
+		target, err = (&net.Dialer{}).DialContext(ctx, "tcp", req.Host)
+	} else {
+		var ns string
+		if ns, err = e.netnsFor(req.Host); err == nil {
+			target, err = DialInNetns(ctx, ns, req.Host)
+		}
+	}
 	cancel()
 	if err != nil {
 		fmt.Fprintf(conn, "HTTP/1.1 502 Bad Gateway\r\n\r\n%v", err)

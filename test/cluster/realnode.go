@@ -48,7 +48,7 @@ func MissingNodeTools(binDir string) []string {
 			missing = append(missing, t)
 		}
 	}
-	for _, t := range []string{"runc", "ip", "nsenter", "unshare", "mount"} {
+	for _, t := range []string{"runc", "ip", "nsenter", "unshare", "mount", "nft"} {
 		if _, err := exec.LookPath(t); err != nil {
 			missing = append(missing, t)
 		}

@@ -61,6 +61,18 @@ func TestRunRealNode(t *testing.T) {
 	go func() {
 		errc <- run(ctx, []string{"--dir", dir, "--node=real"}, ready, lockedWriter{&mu, &stderr})
 	}()
+	// However the test ends, the run stops before the test binary exits, so nothing of the node is left.
+	stopped := false
+	t.Cleanup(func() {
+		if stopped {
+			return
+		}
+		stop()
+		select {
+		case <-errc:
+		case <-time.After(2 * time.Minute):
+		}
+	})
 	select {
 	case <-ready.done:
 	case err := <-errc:
@@ -92,6 +104,7 @@ func TestRunRealNode(t *testing.T) {
 	}
 
 	stop() // Ctrl-C
+	stopped = true
 	select {
 	case err := <-errc:
 		if err != nil {
