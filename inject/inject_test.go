@@ -93,12 +93,13 @@ func TestDecide(t *testing.T) {
 	never := []metav1.LabelSelector{{MatchLabels: map[string]string{"tier": "batch"}}}
 	always := []metav1.LabelSelector{{MatchLabels: map[string]string{"mesh": "yes"}}, {MatchLabels: map[string]string{"tier": "batch"}}}
 	cases := map[string]struct {
-		policy      config.Policy
-		ns          Namespace
-		labels      map[string]string
-		annotations map[string]string
-		hostNetwork bool
-		want        Reason
+		policy       config.Policy
+		ns           Namespace
+		labels       map[string]string
+		annotations  map[string]string
+		hostNetwork  bool
+		nodeSelector map[string]string
+		want         Reason
 	}{
 		"enabled namespace":               {ns: enabledNS, want: InjectNamespaceEnabled},
 		"unlabelled namespace":            {ns: Namespace{Name: "plain"}, want: SkipNamespaceNotEnabled},
@@ -116,6 +117,11 @@ func TestDecide(t *testing.T) {
 		"always selector":                 {ns: enabledNS, policy: config.PolicyDisabled, labels: map[string]string{"mesh": "yes"}, want: InjectAlwaysSelector},
 		"policy disabled":                 {ns: enabledNS, policy: config.PolicyDisabled, want: SkipPolicyDisabled},
 		"policy disabled, pod opts in":    {ns: enabledNS, policy: config.PolicyDisabled, labels: map[string]string{LabelInject: "true"}, want: InjectPodLabel},
+		"istio injected it":               {ns: enabledNS, annotations: map[string]string{"sidecar.istio.io/status": "{}"}, want: SkipOtherMesh},
+		"linkerd injected it, opted in":   {ns: enabledNS, labels: map[string]string{LabelInject: "true"}, annotations: map[string]string{"linkerd.io/proxy-version": "x"}, want: SkipOtherMesh},
+		"kuma says not injected":          {ns: enabledNS, annotations: map[string]string{"kuma.io/sidecar-injected": "false"}, want: InjectNamespaceEnabled},
+		"windows by node selector":        {ns: enabledNS, nodeSelector: map[string]string{"kubernetes.io/os": "windows"}, want: SkipWindows},
+		"linux by node selector":          {ns: enabledNS, nodeSelector: map[string]string{"kubernetes.io/os": "linux"}, want: InjectNamespaceEnabled},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -128,6 +134,7 @@ func TestDecide(t *testing.T) {
 			var pod corev1.Pod
 			_ = json.Unmarshal(podJSON(tc.labels, tc.annotations), &pod)
 			pod.Spec.HostNetwork = tc.hostNetwork
+			pod.Spec.NodeSelector = tc.nodeSelector
 			raw, _ := json.Marshal(pod)
 			res, err := in.Inject(Request{Pod: raw, Namespace: tc.ns})
 			if err != nil {

@@ -3,6 +3,7 @@ package inject
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	kjson "sigs.k8s.io/json"
 )
@@ -22,10 +23,17 @@ type PodView struct {
 		OwnerReferences []ownerRef `json:"ownerReferences"`
 	} `json:"metadata"`
 	Spec struct {
-		HostNetwork    bool            `json:"hostNetwork"`
-		InitContainers []containerItem `json:"initContainers"`
-		Containers     []containerItem `json:"containers"`
-		Volumes        []namedItem     `json:"volumes"`
+		HostNetwork bool `json:"hostNetwork"`
+		// OS, NodeSelector and Affinity tell a Windows pod (decide.go); the affinity stays raw, as
+		// only pods that have one pay for reading it.
+		OS *struct {
+			Name string `json:"name"`
+		} `json:"os"`
+		NodeSelector   map[string]string `json:"nodeSelector"`
+		Affinity       json.RawMessage   `json:"affinity"`
+		InitContainers []containerItem   `json:"initContainers"`
+		Containers     []containerItem   `json:"containers"`
+		Volumes        []namedItem       `json:"volumes"`
 	} `json:"spec"`
 	// Whether each map and list exists: adding into a missing one needs a different operation. The
 	// decoder leaves a field nil when it is absent or null (for both, "add" of the whole value is
@@ -100,4 +108,49 @@ func indexOf[T named](items []T, name string) int {
 		}
 	}
 	return -1
+}
+
+const labelOS = "kubernetes.io/os"
+
+// windows is true for a pod that can only run on a Windows node: spec.os.name, a node selector, or a
+// required node affinity whose every term asks for kubernetes.io/os In [windows].
+func (p *PodView) windows() bool {
+	if p.Spec.OS != nil && p.Spec.OS.Name == "windows" {
+		return true
+	}
+	if p.Spec.NodeSelector[labelOS] == "windows" {
+		return true
+	}
+	if len(p.Spec.Affinity) == 0 {
+		return false
+	}
+	var a struct {
+		NodeAffinity *struct {
+			Required *struct {
+				Terms []struct {
+					Expressions []struct {
+						Key      string   `json:"key"`
+						Operator string   `json:"operator"`
+						Values   []string `json:"values"`
+					} `json:"matchExpressions"`
+				} `json:"nodeSelectorTerms"`
+			} `json:"requiredDuringSchedulingIgnoredDuringExecution"`
+		} `json:"nodeAffinity"`
+	}
+	if json.Unmarshal(p.Spec.Affinity, &a) != nil || a.NodeAffinity == nil || a.NodeAffinity.Required == nil || len(a.NodeAffinity.Required.Terms) == 0 {
+		return false
+	}
+	// Terms are ORed: the pod is Windows-only when each term alone requires Windows.
+	for _, t := range a.NodeAffinity.Required.Terms {
+		only := false
+		for _, e := range t.Expressions {
+			if e.Key == labelOS && e.Operator == "In" && len(e.Values) > 0 && !slices.ContainsFunc(e.Values, func(v string) bool { return v != "windows" }) {
+				only = true
+			}
+		}
+		if !only {
+			return false
+		}
+	}
+	return true
 }

@@ -17,6 +17,8 @@ const (
 	SkipSystemNamespace     Reason = "system-namespace"
 	SkipOwnNamespace        Reason = "meshwarden-namespace"
 	SkipUserProxy           Reason = "user-proxy-container"
+	SkipOtherMesh           Reason = "other-mesh"
+	SkipWindows             Reason = "windows"
 	SkipPodOptOut           Reason = "pod-opt-out"
 	SkipNamespaceDisabled   Reason = "namespace-disabled"
 	SkipNamespaceNotEnabled Reason = "namespace-not-enabled"
@@ -44,6 +46,8 @@ var sentences = map[Reason]string{
 	SkipSystemNamespace:     "The pod is in a Kubernetes system namespace, which is never injected.",
 	SkipOwnNamespace:        "The pod is in meshwarden's own namespace, which is never injected.",
 	SkipUserProxy:           "The pod already has a container named like the proxy that meshwarden did not add.",
+	SkipOtherMesh:           "The pod already carries another mesh's proxy or injection record (Istio, Linkerd, Kuma, Consul); two proxies would fight over its traffic.",
+	SkipWindows:             "The pod runs on Windows (spec.os.name, or a node selector or required affinity for kubernetes.io/os=windows), where meshwarden's proxy and capture cannot run.",
 	SkipPodOptOut:           "The pod is labelled sidecar.meshwarden.io/inject=false.",
 	SkipNamespaceDisabled:   "The namespace is labelled meshwarden.io/inject=disabled.",
 	SkipNamespaceNotEnabled: "The namespace is not labelled meshwarden.io/inject=enabled.",

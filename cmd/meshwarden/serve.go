@@ -140,7 +140,7 @@ func serve(ctx context.Context, f serveFlags) error {
 		Log:        logger.WithName("inject"),
 		Metrics:    webhook.NewMetrics(crmetrics.Registry),
 	}, draining))
-	if err := setupGuard(mgr, cfg, draining); err != nil {
+	if err := setupGuard(mgr, cfg, injector, draining); err != nil {
 		return fmt.Errorf("config guard: %w", err)
 	}
 	if certs.AddToManager != nil {

@@ -17,7 +17,7 @@ import (
 
 // setupGuard registers the config guard on the manager: the /validate handler on its webhook server
 // (every replica answers admission) and the two leader-elected controllers.
-func setupGuard(mgr ctrl.Manager, cfg *config.Config, draining *webhook.Draining) error {
+func setupGuard(mgr ctrl.Manager, cfg *config.Config, injector *inject.Injector, draining *webhook.Draining) error {
 	opts := guard.OptionsFrom(cfg.Guard)
 	log := ctrl.Log.WithName("guard")
 	mgr.GetWebhookServer().Register("/validate", webhook.CloseWhenDraining(webhook.RequireReview(&admission.Webhook{Handler: &validate.Handler{
@@ -38,8 +38,9 @@ func setupGuard(mgr ctrl.Manager, cfg *config.Config, draining *webhook.Draining
 		return err
 	}
 	sc := &reconciler.SidecarReconciler{
-		Client: mgr.GetClient(), Recorder: rec, Policy: cfg.Injection.DefaultPolicy, Metrics: metrics, Log: log.WithName("sidecar-check"),
+		Client: mgr.GetClient(), Recorder: rec, Metrics: metrics, Log: log.WithName("sidecar-check"),
 		ProxyName: inject.ProxyNameFor(cfg.Injection.Profile),
+		Decide:    reconciler.InjectorDecision(injector),
 	}
 	return sc.SetupWithManager(mgr)
 }

@@ -25,6 +25,8 @@ import (
 
 	"github.com/meshwarden/meshwarden/config"
 	"github.com/meshwarden/meshwarden/guard"
+	"github.com/meshwarden/meshwarden/inject"
+	"github.com/meshwarden/meshwarden/templates"
 )
 
 func newScheme(t *testing.T) *runtime.Scheme {
@@ -127,39 +129,68 @@ func TestDependents(t *testing.T) {
 	}
 }
 
+// TestSidecarMissing: the check asks the injector's own decision, through the stripped cache, so
+// only a pod the webhook would have injected is reported: not pods in kube-system or meshwarden's
+// namespace, never-selected or opted-out pods, another mesh's pods or Windows pods.
 func TestSidecarMissing(t *testing.T) {
 	ctx := context.Background()
 	ns := func(name, label string) *corev1.Namespace {
 		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{NamespaceInjectLabel: label}}}
 	}
-	pod := func(ns, name string, containers ...string) *corev1.Pod {
+	pod := func(ns, name string, edit func(*corev1.Pod), containers ...string) *corev1.Pod {
 		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, OwnerReferences: []metav1.OwnerReference{{
 			APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-1", UID: "u1", Controller: ptr.To(true)}}}}
 		for _, c := range containers {
 			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: c})
 		}
-		return p
+		if edit != nil {
+			edit(p)
+		}
+		// What the manager's cache would hold.
+		stripped, _ := stripPod(p)
+		return stripped.(*corev1.Pod)
 	}
-	optedOut := pod("mesh", "out", "app")
-	optedOut.Labels = map[string]string{PodInjectLabel: "false"}
-	c := fake.NewClientBuilder().WithScheme(newScheme(t)).WithObjects(ns("mesh", "enabled"), ns("plain", ""),
-		pod("mesh", "bare", "app"), pod("mesh", "injected", "app", "envoy"), pod("plain", "bare", "app"), optedOut).Build()
-	rec := events.NewFakeRecorder(10)
+	cfg, err := config.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Injection.NeverInjectSelector = []metav1.LabelSelector{{MatchLabels: map[string]string{"tier": "batch"}}}
+	injector, err := inject.New(cfg, inject.StaticTemplates{Set: templates.Default()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := []client.Object{ns("mesh", "enabled"), ns("plain", ""), ns("kube-system", "enabled"), ns(cfg.Namespace, "enabled"),
+		pod("mesh", "bare", nil, "app"),
+		pod("mesh", "injected", nil, "app", "istio-proxy"),
+		pod("plain", "bare", nil, "app"),
+		pod("kube-system", "dns", nil, "app"),
+		pod(cfg.Namespace, "meshwarden", nil, "app"),
+		pod("mesh", "batch", func(p *corev1.Pod) { p.Labels = map[string]string{"tier": "batch"} }, "app"),
+		pod("mesh", "out-label", func(p *corev1.Pod) { p.Labels = map[string]string{PodInjectLabel: "false"} }, "app"),
+		pod("mesh", "out-annotation", func(p *corev1.Pod) { p.Annotations = map[string]string{PodInjectLabel: "false"} }, "app"),
+		pod("mesh", "linkerd", func(p *corev1.Pod) { p.Annotations = map[string]string{"linkerd.io/proxy-version": "x"} }, "app", "linkerd-proxy"),
+		pod("mesh", "windows", func(p *corev1.Pod) { p.Spec.OS = &corev1.PodOS{Name: corev1.Windows} }, "app"),
+	}
+	c := fake.NewClientBuilder().WithScheme(newScheme(t)).WithObjects(objs...).Build()
+	rec := events.NewFakeRecorder(20)
 	m := NewMetrics(nil)
-	r := &SidecarReconciler{Client: c, Recorder: rec, Policy: config.PolicyEnabled, ProxyName: "envoy", Metrics: m, Log: logr.Discard()}
-	for _, k := range []types.NamespacedName{{Namespace: "mesh", Name: "bare"}, {Namespace: "mesh", Name: "injected"}, {Namespace: "plain", Name: "bare"}, {Namespace: "mesh", Name: "out"}, {Namespace: "mesh", Name: "bare"}} {
-		if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: k}); err != nil {
+	r := &SidecarReconciler{Client: c, Recorder: rec, Decide: InjectorDecision(injector), ProxyName: "istio-proxy", Metrics: m, Log: logr.Discard()}
+	for _, o := range objs {
+		if _, ok := o.(*corev1.Pod); !ok {
+			continue
+		}
+		if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	want := []string{"Warning SidecarMissing pod bare runs without the envoy sidecar although namespace mesh has meshwarden.io/inject=enabled; delete the pod to have it injected"}
+	want := []string{"Warning SidecarMissing pod bare runs without the istio-proxy sidecar although namespace mesh has meshwarden.io/inject=enabled; delete the pod to have it injected"}
 	if diff := cmp.Diff(want, drain(rec)); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
 	if got := value(t, m.PodsWithoutSidecar); got != 1 {
 		t.Errorf("gauge = %v, want 1", got)
 	}
-	if err := c.Delete(ctx, pod("mesh", "bare")); err != nil {
+	if err := c.Delete(ctx, pod("mesh", "bare", nil)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "mesh", Name: "bare"}}); err != nil {

@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 
 	"github.com/go-logr/logr"
@@ -16,7 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"github.com/meshwarden/meshwarden/config"
+	"github.com/meshwarden/meshwarden/inject"
 )
 
 // Names shared with the injector (docs/architecture.md).
@@ -31,8 +32,9 @@ const (
 type SidecarReconciler struct {
 	Client   client.Reader
 	Recorder Recorder
-	// Policy is the injection default inside an opted-in namespace: enabled injects unless the pod opts out.
-	Policy config.Policy
+	// Decide is the injector's own decision (inject.Injector.Decide), so that a pod the webhook skips
+	// (system namespace, opted out, another mesh's, Windows, …) is never reported as missing its sidecar.
+	Decide func(pod *corev1.Pod, ns *corev1.Namespace) bool
 	// ProxyName is the proxy container of the profile in force (istio-proxy or envoy).
 	ProxyName string
 	Metrics   *Metrics
@@ -106,20 +108,16 @@ func (r *SidecarReconciler) set(k types.NamespacedName, missing bool) bool {
 	return was != missing
 }
 
+// expectsSidecar: a live pod of an enabled namespace that the injector would inject. (A pod opted in
+// elsewhere never reached the webhook, whose selector only matches enabled namespaces.)
 func (r *SidecarReconciler) expectsSidecar(ns *corev1.Namespace, pod *corev1.Pod) bool {
-	if ns.Labels[NamespaceInjectLabel] != "enabled" || pod.Spec.HostNetwork {
+	if ns.Labels[NamespaceInjectLabel] != "enabled" {
 		return false
 	}
 	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed || pod.DeletionTimestamp != nil {
 		return false
 	}
-	switch pod.Labels[PodInjectLabel] {
-	case "false":
-		return false
-	case "true":
-		return true
-	}
-	return r.Policy != config.PolicyDisabled
+	return r.Decide(pod, ns)
 }
 
 func (r *SidecarReconciler) hasSidecar(pod *corev1.Pod) bool {
@@ -149,4 +147,17 @@ func ownerOf(pod *corev1.Pod) (*metav1.PartialObjectMetadata, string) {
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
 	}, "Pod"
+}
+
+// InjectorDecision is SidecarReconciler.Decide for an injector: the pod (from the stripped cache,
+// which keeps what the decision reads) as JSON, through the injector's own Decide.
+func InjectorDecision(in *inject.Injector) func(*corev1.Pod, *corev1.Namespace) bool {
+	return func(pod *corev1.Pod, ns *corev1.Namespace) bool {
+		raw, err := json.Marshal(pod)
+		if err != nil {
+			return false // a typed Pod always encodes
+		}
+		ok, _, err := in.Decide(raw, inject.Namespace{Name: ns.Name, Labels: ns.Labels})
+		return err == nil && ok
+	}
 }
