@@ -25,6 +25,7 @@ func setupGuard(mgr ctrl.Manager, cfg *config.Config, injector *inject.Injector,
 		API:         mgr.GetAPIReader(),
 		Options:     opts,
 		DefaultMode: cfg.Guard.DefaultMode,
+		Injector:    injector,
 		Log:         log.WithName("validate"),
 	}}), draining))
 	metrics := reconciler.NewMetrics(crmetrics.Registry)

@@ -169,19 +169,42 @@ type guardFinding struct {
 	Resource struct{ Kind, Namespace, Name string }
 }
 
-// TestGuardDeniesWorkloadWithInvalidAnnotation: the Deployment is refused at apply time with the
-// message its pods would get, rather than failing later in a ReplicaSet's events.
+// TestGuardDeniesWorkloadWithInvalidAnnotation: where its pods would be injected and the guard
+// denies, the Deployment is refused at apply time with the message its pods would get, rather than
+// failing later in a ReplicaSet's events; where the guard warns, kubectl prints a warning and applies
+// it; where its pods would not be injected, the annotation does not matter and nothing is said.
 func TestGuardDeniesWorkloadWithInvalidAnnotation(t *testing.T) {
-	ctx, ns := setup(t, nil)
-	bad := strings.Replace(deploymentYAML(ns, "bad"), "    metadata: {labels: {app: bad}}",
-		"    metadata: {labels: {app: bad}, annotations: {sidecar.meshwarden.io/proxyCPU: lots}}", 1)
-	_, stderr, err := env.KubectlInput(ctx, bad, "apply", "-f", "-")
-	if err == nil {
-		t.Fatal("kubectl apply of a Deployment whose pod template has proxyCPU=lots succeeded, want a denial")
+	bad := func(ns string) string {
+		return strings.Replace(deploymentYAML(ns, "bad"), "    metadata: {labels: {app: bad}}",
+			"    metadata: {labels: {app: bad}, annotations: {sidecar.meshwarden.io/proxyCPU: lots}}", 1)
 	}
-	for _, want := range []string{"denied the request", "spec.template.metadata.annotations[sidecar.meshwarden.io/proxyCPU]", `"lots"`} {
-		if !strings.Contains(stderr, want) {
+	t.Run("deny", func(t *testing.T) {
+		ctx, ns := setup(t, map[string]string{injectLabel: "enabled", guardLabel: "deny"})
+		_, stderr, err := env.KubectlInput(ctx, bad(ns), "apply", "-f", "-")
+		if err == nil {
+			t.Fatal("kubectl apply of a Deployment whose pod template has proxyCPU=lots succeeded, want a denial")
+		}
+		for _, want := range []string{"denied the request", "spec.template.metadata.annotations[sidecar.meshwarden.io/proxyCPU]", `"lots"`} {
+			if !strings.Contains(stderr, want) {
+				t.Errorf("kubectl stderr lacks %q:\n%s", want, stderr)
+			}
+		}
+	})
+	t.Run("warn", func(t *testing.T) {
+		ctx, ns := setup(t, map[string]string{injectLabel: "enabled", guardLabel: "warn"})
+		_, stderr, err := env.KubectlInput(ctx, bad(ns), "apply", "-f", "-")
+		if err != nil {
+			t.Fatalf("kubectl apply in warn mode: %v\n%s", err, stderr)
+		}
+		if want := `Warning: pod template annotation sidecar.meshwarden.io/proxyCPU="lots"`; !strings.Contains(stderr, want) {
 			t.Errorf("kubectl stderr lacks %q:\n%s", want, stderr)
 		}
-	}
+	})
+	t.Run("not injected", func(t *testing.T) {
+		ctx, ns := setup(t, map[string]string{guardLabel: "deny"})
+		_, stderr, err := env.KubectlInput(ctx, bad(ns), "apply", "-f", "-")
+		if err != nil || strings.Contains(stderr, "proxyCPU") {
+			t.Fatalf("kubectl apply where pods are not injected: %v\n%s", err, stderr)
+		}
+	})
 }

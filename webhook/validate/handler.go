@@ -23,6 +23,7 @@ import (
 	"github.com/meshwarden/meshwarden/config"
 	"github.com/meshwarden/meshwarden/guard"
 	"github.com/meshwarden/meshwarden/guard/load"
+	"github.com/meshwarden/meshwarden/inject"
 )
 
 // ModeLabel is the namespace label that selects the guard mode: warn, deny or off.
@@ -40,7 +41,10 @@ type Handler struct {
 	API         client.Reader
 	Options     guard.Options
 	DefaultMode config.GuardMode
-	Log         logr.Logger
+	// Injector decides whether a workload's pods would be injected: only then do its pod template's
+	// annotations matter. Nil (tests of config only) treats every workload as injected.
+	Injector *inject.Injector
+	Log      logr.Logger
 }
 
 var _ admission.Handler = (*Handler)(nil)
@@ -48,7 +52,7 @@ var _ admission.Handler = (*Handler)(nil)
 // Handle decides one request. Dry-run requests take exactly the same path: a dry run must predict.
 func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
 	log := h.Log.WithValues("kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name, "operation", req.Operation, "uid", req.UID)
-	mode, err := h.mode(ctx, req.Namespace)
+	mode, nsLabels, err := h.namespace(ctx, req.Namespace)
 	if err != nil {
 		log.Error(err, "reading the namespace's guard mode")
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("reading namespace %q: %w", req.Namespace, err))
@@ -58,7 +62,7 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	}
 	switch req.Kind.Group {
 	case "apps", "batch":
-		return h.workload(req)
+		return h.workload(ctx, req, mode, nsLabels)
 	case "networking.istio.io":
 		if req.Operation == admissionv1.Delete {
 			return h.deleted(ctx, log, req)
@@ -72,23 +76,24 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	return admission.Allowed("")
 }
 
-// mode is the namespace's label value, else the configured default. A cluster-scoped request has none.
-func (h *Handler) mode(ctx context.Context, ns string) (config.GuardMode, error) {
+// namespace returns the namespace's guard mode (its label, else the configured default) and its
+// labels. A cluster-scoped request has neither.
+func (h *Handler) namespace(ctx context.Context, ns string) (config.GuardMode, map[string]string, error) {
 	if ns == "" {
-		return h.DefaultMode, nil
+		return h.DefaultMode, nil, nil
 	}
 	var n corev1.Namespace
 	if err := h.Cache.Get(ctx, client.ObjectKey{Name: ns}, &n); err != nil {
 		if apierrors.IsNotFound(err) {
-			return h.DefaultMode, nil
+			return h.DefaultMode, nil, nil
 		}
-		return "", err
+		return "", nil, err
 	}
 	switch m := config.GuardMode(n.Labels[ModeLabel]); m {
 	case config.GuardWarn, config.GuardDeny, config.GuardOff:
-		return m, nil
+		return m, n.Labels, nil
 	}
-	return h.DefaultMode, nil
+	return h.DefaultMode, n.Labels, nil
 }
 
 // config checks a Gateway, VirtualService or DestinationRule being created or updated.

@@ -21,6 +21,8 @@ import (
 
 	"github.com/meshwarden/meshwarden/config"
 	"github.com/meshwarden/meshwarden/guard"
+	"github.com/meshwarden/meshwarden/inject"
+	"github.com/meshwarden/meshwarden/templates"
 )
 
 func scheme(t *testing.T) *runtime.Scheme {
@@ -184,32 +186,63 @@ func vsObject(ns, name, gw string) *networking.VirtualService {
 	return vs
 }
 
+// TestWorkloadAnnotations: a workload whose pod template carries an invalid meshwarden annotation
+// is denied only where its pods would be injected and the guard denies; warned where it warns; and
+// let through where its pods would not be injected at all.
 func TestWorkloadAnnotations(t *testing.T) {
-	deploy := func(ann string) []byte {
-		return []byte(`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},"spec":{"template":{"metadata":{"annotations":{` + ann + `}}}}}`)
+	deploy := func(ann, labels string) []byte {
+		return []byte(`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},"spec":{"template":{"metadata":{"labels":{` + labels +
+			`},"annotations":{` + ann + `}},"spec":{"containers":[{"name":"app","image":"app:1"}]}}}}`)
 	}
-	cron := []byte(`{"apiVersion":"batch/v1","kind":"CronJob","metadata":{"name":"c"},"spec":{"jobTemplate":{"spec":{"template":{"metadata":{"annotations":{"sidecar.meshwarden.io/proxyCPU":"lots"}}}}}}}`)
+	const bad = `"sidecar.meshwarden.io/proxyCPU":"lots"`
+	cron := []byte(`{"apiVersion":"batch/v1","kind":"CronJob","metadata":{"name":"c"},"spec":{"jobTemplate":{"spec":{"template":{"metadata":{"annotations":{` + bad + `}},"spec":{"containers":[{"name":"app","image":"app:1"}]}}}}}}`)
+	const want = `spec.template.metadata.annotations[sidecar.meshwarden.io/proxyCPU]`
 	tests := map[string]struct {
 		req         admission.Request
 		wantAllowed bool
-		wantIn      string
+		wantIn      string // in the denial, or in a warning when allowed
 	}{
-		"valid":                 {req: request(admissionv1.Create, "apps", "v1", "Deployment", "warned", "d", deploy(`"sidecar.meshwarden.io/proxyCPU":"100m"`), nil), wantAllowed: true},
-		"no annotations":        {req: request(admissionv1.Update, "apps", "v1", "Deployment", "warned", "d", deploy(``), nil), wantAllowed: true},
-		"invalid Deployment":    {req: request(admissionv1.Create, "apps", "v1", "Deployment", "warned", "d", deploy(`"sidecar.meshwarden.io/proxyCPU":"lots"`), nil), wantIn: `spec.template.metadata.annotations[sidecar.meshwarden.io/proxyCPU]`},
-		"invalid CronJob":       {req: request(admissionv1.Create, "batch", "v1", "CronJob", "warned", "c", cron, nil), wantIn: `spec.jobTemplate.spec.template.metadata.annotations[sidecar.meshwarden.io/proxyCPU]`},
-		"delete is not checked": {req: request(admissionv1.Delete, "apps", "v1", "Deployment", "warned", "d", nil, nil), wantAllowed: true},
+		"valid":                 {req: request(admissionv1.Create, "apps", "v1", "Deployment", "strict", "d", deploy(`"sidecar.meshwarden.io/proxyCPU":"100m"`, ``), nil), wantAllowed: true},
+		"no annotations":        {req: request(admissionv1.Update, "apps", "v1", "Deployment", "strict", "d", deploy(``, ``), nil), wantAllowed: true},
+		"denied in deny mode":   {req: request(admissionv1.Create, "apps", "v1", "Deployment", "strict", "d", deploy(bad, ``), nil), wantIn: want},
+		"invalid CronJob":       {req: request(admissionv1.Create, "batch", "v1", "CronJob", "strict", "c", cron, nil), wantIn: `spec.jobTemplate.spec.template.metadata.annotations[sidecar.meshwarden.io/proxyCPU]`},
+		"warned in warn mode":   {req: request(admissionv1.Create, "apps", "v1", "Deployment", "warned", "d", deploy(bad, ``), nil), wantAllowed: true, wantIn: `pod template annotation sidecar.meshwarden.io/proxyCPU="lots": must be a positive quantity`},
+		"pods opted out":        {req: request(admissionv1.Create, "apps", "v1", "Deployment", "strict", "d", deploy(bad, `"sidecar.meshwarden.io/inject":"false"`), nil), wantAllowed: true},
+		"namespace not enabled": {req: request(admissionv1.Create, "apps", "v1", "Deployment", "plain", "d", deploy(bad, ``), nil), wantAllowed: true},
+		"delete is not checked": {req: request(admissionv1.Delete, "apps", "v1", "Deployment", "strict", "d", nil, nil), wantAllowed: true},
+	}
+	cfg, err := config.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	injector, err := inject.New(cfg, inject.StaticTemplates{Set: templates.Default()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enabled := func(ns *corev1.Namespace) *corev1.Namespace {
+		if ns.Labels == nil {
+			ns.Labels = map[string]string{}
+		}
+		ns.Labels[inject.NamespaceLabel] = "enabled"
+		return ns
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			c := fake.NewClientBuilder().WithScheme(scheme(t)).WithObjects(namespace("warned", "")).Build()
-			h := &Handler{Cache: c, API: c, Options: guard.DefaultOptions(), DefaultMode: config.GuardWarn, Log: logr.Discard()}
+			c := fake.NewClientBuilder().WithScheme(scheme(t)).WithObjects(enabled(namespace("strict", "deny")), enabled(namespace("warned", "warn")), namespace("plain", "deny")).Build()
+			h := &Handler{Cache: c, API: c, Options: guard.DefaultOptions(), DefaultMode: config.GuardWarn, Injector: injector, Log: logr.Discard()}
 			resp := h.Handle(context.Background(), tc.req)
 			if resp.Allowed != tc.wantAllowed {
 				t.Fatalf("allowed = %v, want %v (%v)", resp.Allowed, tc.wantAllowed, resp.Result)
 			}
-			if tc.wantIn != "" && !strings.Contains(resp.Result.Message, tc.wantIn) {
-				t.Errorf("message %q does not name %q", resp.Result.Message, tc.wantIn)
+			got := resp.Result.Message
+			if resp.Allowed {
+				got = strings.Join(resp.Warnings, "\n")
+			}
+			if tc.wantIn != "" && !strings.Contains(got, tc.wantIn) {
+				t.Errorf("answer %q does not name %q", got, tc.wantIn)
+			}
+			if tc.wantIn == "" && resp.Allowed && len(resp.Warnings) > 0 {
+				t.Errorf("unexpected warnings %v", resp.Warnings)
 			}
 		})
 	}
