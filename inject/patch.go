@@ -281,12 +281,15 @@ func (p *plan) mergeContainers(rawPod func() ([]byte, error), old *Status, merge
 			if k == "name" {
 				continue
 			}
+			if saysNothing(tc[k]) {
+				continue // `resources: {}` and the like: the template said nothing to add
+			}
 			cur, ok := uc[k]
 			if !ok || string(cur) == "null" {
 				p.ops = append(p.ops, jsonpatch.NewOperation("add", base+"/"+escapePointer(k), tc[k]))
 				continue
 			}
-			if key := listMergeKey[k]; key != "" {
+			if key := listMergeKey[k]; key != nil {
 				if err := p.appendMissing(base+"/"+k, cur, tc[k], key); err != nil {
 					return err
 				}
@@ -296,9 +299,23 @@ func (p *plan) mergeContainers(rawPod func() ([]byte, error), old *Status, merge
 	return nil
 }
 
-var listMergeKey = map[string]string{"env": "name", "envFrom": "prefix", "volumeMounts": "mountPath", "ports": "containerPort"}
+// listMergeKey identifies a list entry as the API server's strategic merge does: env by name,
+// volumeMounts by mountPath, ports by containerPort and protocol (UDP/53 beside TCP/53), and envFrom,
+// which has no key, by the whole source (two sources without a prefix are different sources).
+var listMergeKey = map[string]func(map[string]json.RawMessage) string{
+	"env":          func(e map[string]json.RawMessage) string { return string(e["name"]) },
+	"volumeMounts": func(e map[string]json.RawMessage) string { return string(e["mountPath"]) },
+	"ports": func(e map[string]json.RawMessage) string {
+		proto := `"TCP"` // the API server's default
+		if p, ok := e["protocol"]; ok && string(p) != "null" {
+			proto = string(p)
+		}
+		return string(e["containerPort"]) + "/" + proto
+	},
+	"envFrom": func(e map[string]json.RawMessage) string { return string(canonicalJSON(e)) },
+}
 
-func (p *plan) appendMissing(path string, cur, add json.RawMessage, key string) error {
+func (p *plan) appendMissing(path string, cur, add json.RawMessage, key func(map[string]json.RawMessage) string) error {
 	var have, want []map[string]json.RawMessage
 	if err := json.Unmarshal(cur, &have); err != nil {
 		return fmt.Errorf("%s is not a list", path)
@@ -308,15 +325,33 @@ func (p *plan) appendMissing(path string, cur, add json.RawMessage, key string) 
 	}
 	seen := map[string]bool{}
 	for _, h := range have {
-		seen[string(h[key])] = true
+		seen[key(h)] = true
 	}
 	for _, w := range want {
-		if !seen[string(w[key])] {
+		if k := key(w); !seen[k] {
+			seen[k] = true
 			v, _ := json.Marshal(w)
 			p.ops = append(p.ops, jsonpatch.NewOperation("add", path+"/-", json.RawMessage(v)))
 		}
 	}
 	return nil
+}
+
+// canonicalJSON re-encodes a value with sorted keys and no spacing, so that equal values compare equal.
+func canonicalJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	var x any
+	if json.Unmarshal(b, &x) != nil {
+		return b
+	}
+	b, _ = json.Marshal(x)
+	return b
+}
+
+// saysNothing is true for null, {} and []: a template field that adds nothing.
+func saysNothing(v json.RawMessage) bool {
+	t := strings.Join(strings.Fields(string(v)), "")
+	return t == "null" || t == "{}" || t == "[]"
 }
 
 func rawArray(items []piece) json.RawMessage {
