@@ -101,6 +101,14 @@ func planPatch(raw func() ([]byte, error), pod *PodView, old *Status, r *rendere
 		}
 	}
 
+	// 5b. Pod-level resources grow by what the proxies take (podresources.go).
+	if want, user, ok := podResourcesEdit(pod.Spec.Resources, statusOrEmpty(old).PodResources, r); ok {
+		st.PodResources = user
+		if !jsonEqual(want, pod.Spec.Resources) {
+			p.ops = append(p.ops, jsonpatch.NewOperation("add", "/spec/resources", want))
+		}
+	}
+
 	// 6. Labels and annotations: added where absent, never overwriting the user's, except the edits
 	// that must point at the agent (their originals are in the status).
 	if !pod.hasMetadata {

@@ -29,11 +29,13 @@ type PodView struct {
 		OS *struct {
 			Name string `json:"name"`
 		} `json:"os"`
-		NodeSelector   map[string]string `json:"nodeSelector"`
-		Affinity       json.RawMessage   `json:"affinity"`
-		InitContainers []containerItem   `json:"initContainers"`
-		Containers     []containerItem   `json:"containers"`
-		Volumes        []namedItem       `json:"volumes"`
+		NodeSelector map[string]string `json:"nodeSelector"`
+		// Resources are the pod-level resources, raw (podresources.go).
+		Resources      json.RawMessage `json:"resources"`
+		Affinity       json.RawMessage `json:"affinity"`
+		InitContainers []containerItem `json:"initContainers"`
+		Containers     []containerItem `json:"containers"`
+		Volumes        []namedItem     `json:"volumes"`
 	} `json:"spec"`
 	// Whether each map and list exists: adding into a missing one needs a different operation. The
 	// decoder leaves a field nil when it is absent or null (for both, "add" of the whole value is

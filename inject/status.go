@@ -20,6 +20,8 @@ type Status struct {
 	// a later pass rewrites from these, never from its own output.
 	Probes     map[string]json.RawMessage `json:"probes,omitempty"`
 	Prometheus map[string]string          `json:"prometheus,omitempty"`
+	// PodResources is the pod's spec.resources before meshwarden added its proxies to it.
+	PodResources json.RawMessage `json:"podResources,omitempty"`
 }
 
 func parseStatus(v string) (*Status, bool) {
@@ -37,7 +39,11 @@ func parseStatus(v string) (*Status, bool) {
 // A probe whose JSON would need encoding/json's compaction or escaping (whitespace, <, >, &,
 // non-ASCII) sends the whole record through json.Marshal instead.
 func (s *Status) marshal() []byte {
-	for _, raw := range s.Probes {
+	raws := slices.Collect(maps.Values(s.Probes))
+	if s.PodResources != nil {
+		raws = append(raws, s.PodResources)
+	}
+	for _, raw := range raws {
 		if len(raw) == 0 || !json.Valid(raw) {
 			b, _ := json.Marshal(s) // nil, or not JSON (never from the decoder): encoding/json's answer
 			return b
@@ -99,6 +105,10 @@ func (s *Status) marshal() []byte {
 			b = appendString(b, s.Prometheus[k])
 		}
 		b = append(b, '}')
+	}
+	if s.PodResources != nil {
+		b = append(b, `,"podResources":`...)
+		b = append(b, s.PodResources...)
 	}
 	return append(b, '}')
 }

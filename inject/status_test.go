@@ -16,9 +16,10 @@ func TestStatusMarshalIsJSONMarshal(t *testing.T) {
 			Templates: []string{"istio"}, Revision: "r",
 			Probes:     map[string]json.RawMessage{"b/livenessProbe": json.RawMessage(`{"tcpSocket":{"port":80}}`), "a/readinessProbe": json.RawMessage(`{"httpGet":{"path":"/x"}}`)},
 			Prometheus: map[string]string{"prometheus.io/scrape": "true", "prometheus.io/port": "9090"}},
-		"escaping":   {Templates: []string{"a\"b<c>&\u2028é"}, Revision: "\n", Prometheus: map[string]string{"k": "<&>"}},
-		"spaced raw": {Templates: []string{"t"}, Probes: map[string]json.RawMessage{"a/readinessProbe": json.RawMessage("{ \"httpGet\": {\"path\": \"/a<b\"} }")}},
-		"non-ascii":  {Templates: []string{"t"}, Probes: map[string]json.RawMessage{"a/readinessProbe": json.RawMessage(`{"httpGet":{"path":"/é"}}`)}},
+		"escaping":      {Templates: []string{"a\"b<c>&\u2028é"}, Revision: "\n", Prometheus: map[string]string{"k": "<&>"}},
+		"spaced raw":    {Templates: []string{"t"}, Probes: map[string]json.RawMessage{"a/readinessProbe": json.RawMessage("{ \"httpGet\": {\"path\": \"/a<b\"} }")}},
+		"pod resources": {Templates: []string{"t"}, PodResources: json.RawMessage(`{"requests":{"memory":"64Mi"}}`)},
+		"non-ascii":     {Templates: []string{"t"}, Probes: map[string]json.RawMessage{"a/readinessProbe": json.RawMessage(`{"httpGet":{"path":"/é"}}`)}},
 	}
 	for name, st := range cases {
 		t.Run(name, func(t *testing.T) {
