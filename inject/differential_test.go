@@ -126,6 +126,23 @@ func typedInjection(t *testing.T, in *Injector, raw, injected []byte) []byte {
 		pod.Spec.Containers = append(user, containers...)
 	}
 	pod.Spec.InitContainers = append(init, pod.Spec.InitContainers...)
+	// Pod-level resources grow by every proxy's (containers, and init containers that keep running),
+	// for each resource the pod sets.
+	if pr := pod.Spec.Resources; pr != nil {
+		for _, c := range append(append([]corev1.Container(nil), containers...), init...) {
+			if isInit := indexOfPiece(r.initContainers, c.Name) >= 0; isInit && (c.RestartPolicy == nil || *c.RestartPolicy != corev1.ContainerRestartPolicyAlways) {
+				continue
+			}
+			for _, pair := range []struct{ sum, add corev1.ResourceList }{{pr.Requests, c.Resources.Requests}, {pr.Limits, c.Resources.Limits}} {
+				for name, q := range pair.add {
+					if have, ok := pair.sum[name]; ok {
+						have.Add(q)
+						pair.sum[name] = have
+					}
+				}
+			}
+		}
+	}
 	for _, p := range r.volumes {
 		var v corev1.Volume
 		_ = json.Unmarshal(p.raw, &v)
@@ -154,6 +171,22 @@ func typedInjection(t *testing.T, in *Injector, raw, injected []byte) []byte {
 				list[i].LivenessProbe = probe
 			case "startupProbe":
 				list[i].StartupProbe = probe
+			case "lifecycle/preStop", "lifecycle/postStart":
+				var h *corev1.LifecycleHandler
+				if pe.value != nil {
+					h = &corev1.LifecycleHandler{}
+					if err := json.Unmarshal(pe.value, h); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if list[i].Lifecycle == nil {
+					list[i].Lifecycle = &corev1.Lifecycle{}
+				}
+				if pe.field == "lifecycle/preStop" {
+					list[i].Lifecycle.PreStop = h
+				} else {
+					list[i].Lifecycle.PostStart = h
+				}
 			}
 		}
 	}

@@ -91,10 +91,17 @@ func withoutAdditions(t *testing.T, out, orig map[string]any) map[string]any {
 	return out
 }
 
-// restoreEdits puts back what the istio profile replaced, from the originals its status records:
-// the app's probes it sent through the agent and the prometheus.io annotations it pointed there.
+// restoreEdits puts back what injection replaced, from the originals its status records: the pod-level
+// resources it added the proxies to, the app's probes it sent through the agent and the prometheus.io
+// annotations it pointed there.
 func restoreEdits(pod map[string]any, st Status) {
 	spec, _ := pod["spec"].(map[string]any)
+	if st.PodResources != nil && spec != nil {
+		var r any
+		if json.Unmarshal(st.PodResources, &r) == nil {
+			spec["resources"] = r // the user's pod-level resources, before the proxies were added
+		}
+	}
 	for key, orig := range st.Probes {
 		name, fieldName, _ := strings.Cut(key, "/")
 		for _, list := range []string{"initContainers", "containers"} {
