@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,27 +30,10 @@ func TestRunRealNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	missing := append(append(cluster.MissingTools(binDir), cluster.MissingNodeTools(binDir)...), cluster.MissingIstioTools(binDir)...)
-	if _, err := os.Stat(filepath.Join(binDir, "helm")); err != nil {
-		missing = append(missing, "helm")
-	}
-	if len(missing) > 0 {
-		msg := fmt.Sprintf("needs %v in %s: run as root after make deps tools node-tools istio-tools (make test does)", missing, binDir)
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	cluster.RequireTools(t, binDir, slices.Concat(cluster.MissingTools(binDir), cluster.MissingNodeTools(binDir), cluster.MissingIstioTools(binDir), cluster.MissingHelm(binDir)),
+		"run as root after make deps tools node-tools istio-tools")
 	root, _ := cluster.RepoRoot()
-	runParent := filepath.Join(root, "_run")
-	cluster.SweepStale(filepath.Join(runParent, "devcluster-test-*"), binDir)
-	if err := os.MkdirAll(runParent, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp(runParent, "devcluster-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := cluster.TestRunDir(t, binDir, "devcluster-test")
 
 	ctx, stop := context.WithCancel(t.Context())
 	defer stop()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -37,29 +38,11 @@ func TestChartOnRealNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	missing := append(cluster.MissingTools(binDir), cluster.MissingNodeTools(binDir)...)
-	if _, err := os.Stat(filepath.Join(binDir, "helm")); err != nil {
-		missing = append(missing, "helm")
-	}
-	if len(missing) > 0 {
-		msg := fmt.Sprintf("needs %v in %s: run as root after make deps tools node-tools (make test does)", missing, binDir)
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	cluster.RequireTools(t, binDir, slices.Concat(cluster.MissingTools(binDir), cluster.MissingNodeTools(binDir), cluster.MissingHelm(binDir)),
+		"run as root after make deps tools node-tools")
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
-	root, _ := cluster.RepoRoot()
-	runParent := filepath.Join(root, "_run")
-	cluster.SweepStale(filepath.Join(runParent, "install-*"), binDir)
-	if err := os.MkdirAll(runParent, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp(runParent, "install-")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := cluster.TestRunDir(t, binDir, "install")
 	c, err := cluster.Start(ctx, cluster.Options{Dir: dir, BinDir: binDir, Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
