@@ -84,31 +84,27 @@ func (s *Status) marshal() []byte {
 	list("templates", s.Templates, false)
 	b = append(b, `,"revision":`...)
 	b = appendString(b, s.Revision)
-	if len(s.Probes) > 0 {
-		b = append(b, `,"probes":{`...)
-		for i, k := range slices.Sorted(maps.Keys(s.Probes)) {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(appendString(b, k), ':')
-			b = append(b, s.Probes[k]...)
-		}
-		b = append(b, '}')
-	}
-	if len(s.Prometheus) > 0 {
-		b = append(b, `,"prometheus":{`...)
-		for i, k := range slices.Sorted(maps.Keys(s.Prometheus)) {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(appendString(b, k), ':')
-			b = appendString(b, s.Prometheus[k])
-		}
-		b = append(b, '}')
-	}
+	b = appendObject(b, "probes", s.Probes, func(b []byte, v json.RawMessage) []byte { return append(b, v...) })
+	b = appendObject(b, "prometheus", s.Prometheus, appendString)
 	if s.PodResources != nil {
 		b = append(b, `,"podResources":`...)
 		b = append(b, s.PodResources...)
+	}
+	return append(b, '}')
+}
+
+// appendObject appends `,"key":{...}` with m's entries in key order (encoding/json's), each value
+// written by value; nothing for an empty m (omitempty).
+func appendObject[V any](b []byte, key string, m map[string]V, value func([]byte, V) []byte) []byte {
+	if len(m) == 0 {
+		return b
+	}
+	b = append(appendString(append(b, ','), key), ':', '{')
+	for i, k := range slices.Sorted(maps.Keys(m)) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = value(append(appendString(b, k), ':'), m[k])
 	}
 	return append(b, '}')
 }
